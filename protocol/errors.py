@@ -1,0 +1,116 @@
+"""The one exception tree of kktmon.
+
+Every error the project raises derives from :class:`KktmonError`; foreign exceptions
+(``OSError``, ``serial.SerialException``, ``sqlite3.Error`` ...) are translated at the
+layer boundary with ``raise ... from exc``::
+
+    KktmonError
+    ├── ProtocolError                 bytes that do not make sense
+    │   ├── FrameError                  bad framing: no STX, short frame, bad length
+    │   ├── ChecksumError               LRC/CRC mismatch
+    │   ├── UnexpectedAnswerError       a well-formed answer to another command
+    │   ├── MalformedAnswerError        a well-framed answer whose fields make no sense
+    │   ├── CommandNotAllowedError      a command outside the read-only allowlist
+    │   └── DeviceError                 the register refused with a vendor error code
+    │       └── UnsupportedCommandError   ... because the model lacks the command
+    ├── TransportError                the byte pipe failed
+    │   ├── PortBusyError               another program holds the port (DEVICE_BUSY)
+    │   ├── LinkTimeoutError            nothing (or too little) arrived in time; also a TimeoutError
+    │   ├── UnreachableError            the port or host could not be opened at all
+    │   └── TransportClosedError        the peer closed the connection mid-exchange
+    ├── DriverError                   a register that is not what we expected
+    │   ├── DeviceNotDetectedError      no known register answered at the URL
+    │   └── UnsupportedVendorError      no driver registered under that name
+    └── ConfigError                   bad configuration or command-line input
+
+A device refusal is raised, never returned as a value for the caller to check.
+"""
+
+from __future__ import annotations
+
+
+class KktmonError(Exception):
+    """Root of every error kktmon raises."""
+
+
+class ProtocolError(KktmonError):
+    """Bytes from (or for) the register that do not make sense."""
+
+
+class FrameError(ProtocolError):
+    """A frame that cannot be delimited: no start byte, a short frame, a bad length."""
+
+
+class ChecksumError(ProtocolError):
+    """A frame whose checksum does not match its contents."""
+
+
+class UnexpectedAnswerError(ProtocolError):
+    """A well-formed answer that does not belong to the command that was sent."""
+
+
+class MalformedAnswerError(ProtocolError):
+    """A well-framed answer that is too short or carries impossible field values."""
+
+
+class CommandNotAllowedError(ProtocolError):
+    """A command that is not on the vendor's read-only allowlist.
+
+    Raised before a single byte of the command exists, so it can never reach a port.
+    """
+
+    def __init__(self, vendor: str, command: str) -> None:
+        super().__init__(f"{vendor} command {command} is not on the read-only allowlist")
+        self.vendor = vendor
+        self.command = command
+
+
+class DeviceError(ProtocolError):
+    """The register answered with a non-zero vendor error code."""
+
+    def __init__(self, vendor: str, command: str, code: int, meaning: str) -> None:
+        super().__init__(f"{vendor} {command}: error {code:02X}h: {meaning}")
+        self.vendor = vendor
+        self.command = command
+        self.code = code
+        self.meaning = meaning
+
+
+class UnsupportedCommandError(DeviceError):
+    """The register does not implement the command (its model or firmware lacks it)."""
+
+
+class TransportError(KktmonError):
+    """The byte pipe to the register failed."""
+
+
+class PortBusyError(TransportError):
+    """Another program (usually the POS software) holds the port: report, retry later."""
+
+
+class LinkTimeoutError(TransportError, TimeoutError):
+    """Nothing, or not enough, arrived before the deadline."""
+
+
+class UnreachableError(TransportError):
+    """The port or host could not be opened: wrong path, no device, connection refused."""
+
+
+class TransportClosedError(TransportError):
+    """The peer closed the connection in the middle of an exchange."""
+
+
+class DriverError(KktmonError):
+    """The register at the URL is not what the driver expected."""
+
+
+class DeviceNotDetectedError(DriverError):
+    """No known register answered at the URL."""
+
+
+class UnsupportedVendorError(DriverError):
+    """No driver is registered under the requested vendor name."""
+
+
+class ConfigError(KktmonError):
+    """Bad configuration file, URL or command-line input."""
