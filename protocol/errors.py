@@ -21,7 +21,8 @@ layer boundary with ``raise ... from exc``::
     ├── DriverError                   a register that is not what we expected
     │   ├── DeviceNotDetectedError      no known register answered at the URL
     │   └── UnsupportedVendorError      no driver registered under that name
-    └── ConfigError                   bad configuration or command-line input
+    ├── ConfigError                   bad configuration or command-line input
+    └── OutboxError                   the agent's local spool (SQLite) cannot be used
 
 A device refusal is raised, never returned as a value for the caller to check.
 """
@@ -114,3 +115,7 @@ class UnsupportedVendorError(DriverError):
 
 class ConfigError(KktmonError):
     """Bad configuration file, URL or command-line input."""
+
+
+class OutboxError(KktmonError):
+    """The agent's durable spool failed: unreadable file, disk full, foreign schema."""

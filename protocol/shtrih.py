@@ -299,8 +299,8 @@ class HostLink:
         return [Send(bytes([ACK])), Done(frame)], rest
 
     def _reject_answer(self, reason: str) -> list[Action]:
+        # One recovery round (NAK + ENQ): the ENQ below counts it in ``retries``.
         self._repeats += 1
-        self.retries += 1
         if self._repeats > self.limits.answer_repeats:
             raise ChecksumError(f"answer garbled {self._repeats} times: {reason}")
         self._reader.reset()

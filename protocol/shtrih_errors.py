@@ -11,6 +11,8 @@ WRONG_PASSWORD = 0x4F
 STILL_PRINTING = 0x50
 NO_DATA_IN_FN = 0x08
 WRONG_FN_STATE = 0x02
+BAD_PARAMETERS = 0x33
+TABLE_NOT_DEFINED = 0x5D
 
 ERROR_MEANINGS: dict[int, str] = {
     0x01: "FN: unknown command, bad format or unknown parameters",
