@@ -1,0 +1,1 @@
+"""The service centre's side: turns agents' MQTT events into help-desk tickets."""

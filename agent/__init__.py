@@ -1,0 +1,1 @@
+"""The on-site agent: configuration, scheduling, rules, MQTT, spool and the CLI."""

@@ -1,0 +1,115 @@
+"""The ``kktmon`` command line.
+
+Commands::
+
+    kktmon status   --vendor shtrih --url URL [--json]   one poll, a table or JSON
+    kktmon simulate shtrih [--tcp HOST:PORT] [--pty] [--scenario FILE]
+    kktmon demo                                          a simulator and a poll of it
+
+Exit status: 0 when the register answered, 1 when it did not (with one line on stderr
+naming the URL and what to check), 2 for bad command-line input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from kktmon.agent.status_view import failure_hint, render_table
+from kktmon.drivers.base import DriverOptions
+from kktmon.drivers.registry import driver_class, vendors
+from kktmon.protocol.errors import ConfigError, KktmonError
+
+EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"kktmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KktmonError as exc:
+        print(f"kktmon: {exc}", file=sys.stderr)
+        return EXIT_NO_ANSWER
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kktmon", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    status = sub.add_parser("status", help="poll one register once and show its health")
+    status.add_argument("--vendor", required=True, choices=vendors())
+    status.add_argument("--url", required=True, help="serial:///dev/ttyACM0, socket://host:7778")
+    status.add_argument("--json", action="store_true", help="print one HealthSnapshot as JSON")
+    status.add_argument("--password", type=int, default=30, help="system administrator password")
+    status.add_argument("--timeout", type=float, default=60.0, help="whole-poll deadline, s")
+    status.set_defaults(handler=_status)
+
+    simulate = sub.add_parser("simulate", help="run a register simulator")
+    simulate.add_argument("vendor", help="register family to emulate, e.g. shtrih")
+    simulate.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (e.g. 127.0.0.1:7778)")
+    simulate.add_argument("--pty", action="store_true", help="also expose a pseudo-terminal")
+    simulate.add_argument("--scenario", help="TOML scenario file (default: a healthy register)")
+    simulate.set_defaults(handler=_simulate)
+
+    demo = sub.add_parser("demo", help="start a simulated register and poll it")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _status(args: argparse.Namespace) -> int:
+    options = DriverOptions(password=args.password, poll_deadline_s=args.timeout)
+    driver = driver_class(args.vendor)(args.url, options)
+    snapshot = driver.read_health()
+    print(snapshot.to_json() if args.json else render_table(snapshot))
+    if snapshot.stale:
+        error = snapshot.link.last_error
+        print(
+            f"kktmon: {args.vendor} register at {args.url} did not answer ({error}): "
+            f"{failure_hint(error)}",
+            file=sys.stderr,
+        )
+        return EXIT_NO_ANSWER
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    # Imported here: simulators are a tool beside the agent, not something it runs on.
+    from kktmon.simulators.registry import run_simulator
+
+    if not args.tcp and not args.pty:
+        raise ConfigError("simulate: give --tcp HOST:PORT, --pty or both")
+    run_simulator(args.vendor, tcp=_host_port(args.tcp), pty=args.pty, scenario=args.scenario)
+    return EXIT_OK
+
+
+def _host_port(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--tcp wants HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kktmon.agent.demo import run_demo
+
+    return run_demo()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The driver contract every vendor adapter fulfils, and the behaviour they share.
+
+A driver is built from a URL and options and offers two calls:
+
+* :meth:`Driver.identify` — who is there; raises a typed error when nobody answers
+  (start-up and the CLI may fail fatally, nothing else may);
+* :meth:`Driver.read_health` — one bounded poll (NUT's contract): the port is opened
+  for this poll only, because the POS software usually owns it, and closed again. It
+  never raises for device or link trouble: a failed poll returns the last good facts
+  marked ``stale`` with the link state (``busy``, ``unreachable``, ``garbled``).
+
+Vendors implement :meth:`Driver._identify` and :meth:`Driver._poll` against a
+:class:`Session`, which holds the open transport, the poll's deadline and link figures.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import ClassVar, TypeVar
+
+import tenacity
+from pydantic import BaseModel, ConfigDict, Field
+
+from kktmon.drivers.transport import Transport, open_transport
+from kktmon.protocol.errors import (
+    ChecksumError,
+    ConfigError,
+    DeviceError,
+    FrameError,
+    KktmonError,
+    LinkTimeoutError,
+    MalformedAnswerError,
+    PortBusyError,
+    TransportClosedError,
+    UnexpectedAnswerError,
+    UnreachableError,
+)
+from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkInfo, LinkState
+
+T = TypeVar("T")
+TransportFactory = Callable[[str], Transport]
+Clock = Callable[[], datetime]
+
+#: Device errors that mean "busy printing / wrong mode right now", not "broken".
+BUSY_DEVICE_CODES: dict[str, frozenset[int]] = {"shtrih": frozenset({0x50, 0x72, 0x73})}
+
+
+def local_now() -> datetime:
+    """Host wall-clock time with the local zone: registers keep local time too."""
+    return datetime.now().astimezone()
+
+
+class DriverOptions(BaseModel):
+    """Timeouts and limits of one register; defaults follow the vendor drivers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: int = Field(default=30, ge=0, le=0xFFFFFFFF)
+    control_timeout_s: float = Field(default=1.0, gt=0)
+    answer_timeout_s: float = Field(default=5.0, gt=0)
+    archive_timeout_s: float = Field(default=30.0, gt=0)
+    byte_timeout_s: float = Field(default=1.2, gt=0)
+    enq_tries: int = Field(default=10, ge=1)
+    poll_deadline_s: float = Field(default=60.0, gt=0)
+    exchange_attempts: int = Field(default=3, ge=1)
+    shift_walk_limit: int = Field(default=300, ge=0)
+
+
+class Session:
+    """One poll's open port: the transport, the deadline and the link figures."""
+
+    def __init__(self, url: str, factory: TransportFactory, options: DriverOptions) -> None:
+        self.url = url
+        self.options = options
+        self._factory = factory
+        self.deadline = time.monotonic() + options.poll_deadline_s
+        self.retries = 0
+        self._closed_tx = self._closed_rx = 0
+        self.transport = factory(url)
+
+    @property
+    def bytes_tx(self) -> int:
+        return self._closed_tx + self.transport.bytes_tx
+
+    @property
+    def bytes_rx(self) -> int:
+        return self._closed_rx + self.transport.bytes_rx
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise LinkTimeoutError(f"{self.url}: poll deadline of {self.options.poll_deadline_s} s")
+        return left
+
+    def reopen(self) -> None:
+        """Replace a transport the peer closed (a TCP register dropping the client)."""
+        self._closed_tx += self.transport.bytes_tx
+        self._closed_rx += self.transport.bytes_rx
+        self.transport.close()
+        self.transport = self._factory(self.url)
+
+    def retrying(self, exchange: Callable[[], T]) -> T:
+        """Run one request/answer exchange, retrying garbled or dropped exchanges.
+
+        Link-level retries (ENQ, NAK resend) happen inside the vendor's state machine;
+        this is the next level up: the whole exchange again, with backoff, bounded by
+        the poll deadline. Silence is not retried here: the link already gave up.
+        """
+        retryer = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.options.exchange_attempts)
+            | tenacity.stop_after_delay(max(self.deadline - time.monotonic(), 0)),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
+            retry=tenacity.retry_if_exception_type(_RETRYABLE),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        return retryer(exchange)
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+        outcome = state.outcome
+        if outcome is not None and isinstance(outcome.exception(), TransportClosedError):
+            self.reopen()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+_RETRYABLE = (ChecksumError, FrameError, UnexpectedAnswerError, TransportClosedError)
+
+
+class Driver(ABC):
+    """Base of every vendor driver: lifecycle, failure handling, link figures."""
+
+    vendor: ClassVar[str]
+
+    def __init__(
+        self,
+        url: str,
+        options: DriverOptions | None = None,
+        *,
+        transport_factory: TransportFactory = open_transport,
+        clock: Clock = local_now,
+    ) -> None:
+        self.url = url
+        self.options = options or DriverOptions()
+        self.clock = clock
+        self._transport_factory = transport_factory
+        self._last_good: HealthSnapshot | None = None
+
+    def identify(self) -> DeviceInfo:
+        """Who is at the URL; raises a typed :class:`KktmonError` when nobody answers."""
+        with self._session() as session:
+            return self._identify(session)
+
+    def read_health(self) -> HealthSnapshot:
+        """One bounded poll; trouble becomes a stale snapshot, never an exception."""
+        started = time.monotonic()
+        session: Session | None = None
+        try:
+            with self._session() as session:
+                snapshot = self._poll(session)
+        except ConfigError:
+            raise  # a bad URL or option is the operator's to fix, not a device state
+        except KktmonError as exc:
+            return self._failed(exc, started, session)
+        link = LinkInfo(
+            state=LinkState.OK,
+            duration_ms=_elapsed_ms(started),
+            bytes_tx=session.bytes_tx,
+            bytes_rx=session.bytes_rx,
+            retries=session.retries,
+        )
+        snapshot = snapshot.model_copy(update={"link": link, "last_good_at": snapshot.taken_at})
+        self._last_good = snapshot.with_block_deadline()
+        return self._last_good
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        session = Session(self.url, self._transport_factory, self.options)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def _failed(self, exc: KktmonError, started: float, session: Session | None) -> HealthSnapshot:
+        link = LinkInfo(
+            state=self._link_state(exc),
+            duration_ms=_elapsed_ms(started),
+            bytes_tx=session.bytes_tx if session else 0,
+            bytes_rx=session.bytes_rx if session else 0,
+            retries=session.retries if session else 0,
+            last_error=error_code(exc),
+        )
+        base = self._last_good or HealthSnapshot(
+            taken_at=self.clock(), device=DeviceInfo(vendor=self.vendor)
+        )
+        return base.model_copy(
+            update={"taken_at": self.clock(), "link": link, "stale": True, "problems": []}
+        )
+
+    def _link_state(self, exc: KktmonError) -> LinkState:
+        if isinstance(exc, PortBusyError):
+            return LinkState.BUSY
+        if isinstance(exc, DeviceError):
+            busy = exc.code in BUSY_DEVICE_CODES.get(self.vendor, frozenset())
+            return LinkState.BUSY if busy else LinkState.GARBLED
+        if isinstance(exc, ChecksumError | FrameError | MalformedAnswerError):
+            return LinkState.GARBLED
+        if isinstance(exc, UnexpectedAnswerError):
+            return LinkState.GARBLED
+        return LinkState.UNREACHABLE
+
+    @abstractmethod
+    def _identify(self, session: Session) -> DeviceInfo:
+        """Read identity over an open session."""
+
+    @abstractmethod
+    def _poll(self, session: Session) -> HealthSnapshot:
+        """Read everything over an open session; the base fills in ``link``."""
+
+
+def error_code(exc: BaseException) -> str:
+    """Stable, typed code for ``link.last_error``: ``PORT_BUSY``, ``DEVICE_ERROR_4F``..."""
+    if isinstance(exc, DeviceError):
+        return f"DEVICE_ERROR_{exc.code:02X}"
+    for cls, code in _ERROR_CODES:
+        if isinstance(exc, cls):
+            return code
+    return type(exc).__name__.upper()
+
+
+_ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (PortBusyError, "PORT_BUSY"),
+    (LinkTimeoutError, "TIMEOUT"),
+    (TransportClosedError, "CLOSED"),
+    (UnreachableError, "UNREACHABLE"),
+    (ChecksumError, "CHECKSUM"),
+    (FrameError, "FRAME"),
+    (MalformedAnswerError, "MALFORMED_ANSWER"),
+    (UnexpectedAnswerError, "UNEXPECTED_ANSWER"),
+)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
