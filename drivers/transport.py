@@ -10,8 +10,10 @@
     A plain TCP socket (connect timeout, ``TCP_NODELAY``): Ethernet, Wi-Fi and RNDIS
     registers, usually on port 7778. The port is mandatory.
 any other pyserial URL
-    Passed to :func:`serial.serial_for_url`: ``socket://host:port`` (pyserial's raw
-    socket), ``rfc2217://host:port`` (a serial server such as ser2net), ``loop://``
+    Passed to :func:`serial.serial_for_url`: ``socket://host:port?logging=debug``
+    (pyserial's raw socket; a plain ``socket://host:port`` without options is served by
+    the TCP transport above, which skips the 0.3 s sleep pyserial's close() makes on
+    every poll), ``rfc2217://host:port`` (a serial server such as ser2net), ``loop://``
     (echoes what is written; for tests), ``spy://PORT`` (hex-dumps the traffic of
     ``PORT`` to stderr; its ``?file=`` option leaks the file handle in pyserial 3.5).
 
@@ -228,8 +230,10 @@ class SerialTransport(Transport):
 class TcpTransport(Transport):
     """A plain TCP connection to a networked register."""
 
-    def __init__(self, url: str, sock: socket.socket, write_timeout: float) -> None:
-        super().__init__(url, "tcp")
+    def __init__(
+        self, url: str, sock: socket.socket, write_timeout: float, kind: str = "tcp"
+    ) -> None:
+        super().__init__(url, kind)
         self._sock = sock
         self._write_timeout = write_timeout
 
@@ -295,6 +299,10 @@ def open_transport(
         if parts.query:
             raise ConfigError(f"{url}: tcp:// URLs take no options, got ?{parts.query}")
         return _open_tcp(url, *_host_port(url, parts), timeout)
+    if scheme == "socket" and not parts.query:
+        # Same bytes as pyserial's socket://, minus the 0.3 s sleep its close() makes
+        # on every poll; with options (?logging=...) pyserial's handler is used.
+        return _open_tcp(url, *_host_port(url, parts), timeout, "socket")
     if scheme in ("socket", "rfc2217"):
         _host_port(url, parts)  # pyserial's own message for a missing port is cryptic
     return _open_serial(url, url, scheme, baudrate or DEFAULT_BAUDRATE, timeout)
@@ -355,7 +363,7 @@ def _open_serial(url: str, address: str, kind: str, baudrate: int, timeout: floa
     return SerialTransport(url, kind, port)
 
 
-def _open_tcp(url: str, host: str, port: int, timeout: float) -> Transport:
+def _open_tcp(url: str, host: str, port: int, timeout: float, kind: str = "tcp") -> Transport:
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
@@ -365,7 +373,7 @@ def _open_tcp(url: str, host: str, port: int, timeout: float) -> Transport:
     except OSError as exc:
         sock.close()
         raise TransportError(f"{url}: cannot set TCP_NODELAY ({exc})") from exc
-    return TcpTransport(url, sock, timeout)
+    return TcpTransport(url, sock, timeout, kind)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
