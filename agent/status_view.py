@@ -45,43 +45,84 @@ def render_table(snapshot: HealthSnapshot) -> str:
     d, fn, ofd, shift = snapshot.device, snapshot.fn, snapshot.ofd, snapshot.shift
     warnings = [name for name, on in fn.warnings.model_dump().items() if on is True]
     sections: list[tuple[str, list[tuple[str, object]]]] = [
-        ("Register", [
-            ("vendor / model", f"{d.vendor} / {_val(d.model)}"),
-            ("serial", d.serial), ("RNM", d.rnm), ("INN", d.inn),
-            ("firmware", d.firmware), ("FFD", d.ffd.device), ("transport", d.transport),
-        ]),
-        ("Fiscal drive (FN)", [
-            ("serial", fn.serial), ("phase", fn.phase.name if fn.phase else None),
-            ("valid until", fn.valid_until), ("days left", fn.days_left),
-            ("warnings", ", ".join(warnings) or "none"),
-            ("last document", f"{_val(fn.last_document_number)} at {_when(fn.last_document_at)}"),
-            ("memory used %", fn.memory_used_pct), ("documents left", fn.documents_left),
-        ]),
-        ("OFD queue", [
-            ("unsent", ofd.unsent_count), ("first unsent", ofd.first_unsent_number),
-            ("first unsent at", _when(ofd.first_unsent_at)),
-            ("oldest age, h", ofd.oldest_unsent_age_h),
-        ]),
-        ("Shift", [
-            ("state", shift.state), ("number", shift.number),
-            ("opened at", _when(shift.opened_at)), ("hours open", shift.hours_open),
-        ]),
-        ("Printer", [
-            ("paper", snapshot.printer.paper), ("cover open", snapshot.printer.cover_open),
-            ("fault", snapshot.printer.fault),
-        ]),
-        ("Clock", [
-            ("register time", _when(snapshot.clock.device_time)),
-            ("skew, s", snapshot.clock.skew_s),
-        ]),
-        ("Link", [
-            ("state", snapshot.link.state), ("duration, ms", snapshot.link.duration_ms),
-            ("bytes tx / rx", f"{snapshot.link.bytes_tx} / {snapshot.link.bytes_rx}"),
-            ("retries", snapshot.link.retries), ("last error", snapshot.link.last_error),
-        ]),
-        ("Deadline", [
-            ("blocks at", _when(snapshot.block_at)), ("because", snapshot.block_reason),
-        ]),
+        (
+            "Register",
+            [
+                ("vendor / model", f"{d.vendor} / {_val(d.model)}"),
+                ("serial", d.serial),
+                ("RNM", d.rnm),
+                ("INN", d.inn),
+                ("firmware", d.firmware),
+                ("FFD", d.ffd.device),
+                ("transport", d.transport),
+            ],
+        ),
+        (
+            "Fiscal drive (FN)",
+            [
+                ("serial", fn.serial),
+                ("phase", fn.phase.name if fn.phase else None),
+                ("valid until", fn.valid_until),
+                ("days left", fn.days_left),
+                ("warnings", ", ".join(warnings) or "none"),
+                (
+                    "last document",
+                    f"{_val(fn.last_document_number)} at {_when(fn.last_document_at)}",
+                ),
+                ("memory used %", fn.memory_used_pct),
+                ("documents left", fn.documents_left),
+            ],
+        ),
+        (
+            "OFD queue",
+            [
+                ("unsent", ofd.unsent_count),
+                ("first unsent", ofd.first_unsent_number),
+                ("first unsent at", _when(ofd.first_unsent_at)),
+                ("oldest age, h", ofd.oldest_unsent_age_h),
+            ],
+        ),
+        (
+            "Shift",
+            [
+                ("state", shift.state),
+                ("number", shift.number),
+                ("opened at", _when(shift.opened_at)),
+                ("hours open", shift.hours_open),
+            ],
+        ),
+        (
+            "Printer",
+            [
+                ("paper", snapshot.printer.paper),
+                ("cover open", snapshot.printer.cover_open),
+                ("fault", snapshot.printer.fault),
+            ],
+        ),
+        (
+            "Clock",
+            [
+                ("register time", _when(snapshot.clock.device_time)),
+                ("skew, s", snapshot.clock.skew_s),
+            ],
+        ),
+        (
+            "Link",
+            [
+                ("state", snapshot.link.state),
+                ("duration, ms", snapshot.link.duration_ms),
+                ("bytes tx / rx", f"{snapshot.link.bytes_tx} / {snapshot.link.bytes_rx}"),
+                ("retries", snapshot.link.retries),
+                ("last error", snapshot.link.last_error),
+            ],
+        ),
+        (
+            "Deadline",
+            [
+                ("blocks at", _when(snapshot.block_at)),
+                ("because", snapshot.block_reason),
+            ],
+        ),
     ]
     lines: list[str] = []
     for title, rows in sections:
