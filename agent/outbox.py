@@ -1,0 +1,311 @@
+"""The agent's durable spool: SQLite in WAL mode under ``state_dir`` (DESIGN.md section 5).
+
+Everything the agent decides to publish is put here first and deleted only when the
+broker acknowledged it (``ack`` on PUBACK). Three kinds of entry:
+
+* ``event``: transitions; replayed in order, never dropped by any limit;
+* ``state``: the retained snapshot of one register; only the newest per topic is kept,
+  and a snapshot older than one already accepted for its topic is refused, so a retained
+  topic never goes back in time, not even across restarts;
+* ``retained``: alerts; the newest put per topic wins, an empty payload clears.
+
+Replacing an entry deletes it and inserts a new row with a new id rather than updating
+in place: the MQTT layer may hold the old row in flight, and its late PUBACK must not
+delete a payload that was never sent. Limits by rows, bytes and age drop the oldest state
+rows only; when events alone exceed them, they are kept and ``stats().over_limit`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kktmon.protocol.errors import OutboxError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    -- AUTOINCREMENT: ids are never reused, so a late ack cannot hit a newer entry.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('event', 'state', 'retained')),
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    taken_at REAL,
+    replayed INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_retained_per_topic ON entries (topic)
+    WHERE kind != 'event';
+-- Newest snapshot time ever accepted per state topic: survives acks and restarts.
+CREATE TABLE IF NOT EXISTS high_water (topic TEXT PRIMARY KEY, taken_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS drops (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
+-- Running totals kept by triggers in the same transaction: limits need no table scan.
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1), nrows INTEGER NOT NULL, nbytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
+    UPDATE totals SET nrows = nrows + 1, nbytes = nbytes + length(NEW.payload) WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
+    UPDATE totals SET nrows = nrows - 1, nbytes = nbytes - length(OLD.payload) WHERE id = 1;
+END;
+"""
+
+
+class EntryKind(StrEnum):
+    EVENT = "event"
+    STATE = "state"
+    RETAINED = "retained"
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    """Soft bounds: exceeding them drops the oldest state rows, never events."""
+
+    max_rows: int = 100_000
+    max_bytes: int = 256 * 1024 * 1024
+    max_age_s: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    kind: EntryKind
+    topic: str
+    payload: bytes
+    created_at: float
+    taken_at: float | None
+    #: Queued before the latest (re)connect: the publisher marks the message ``replayed``.
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    depth: int
+    depth_by_kind: dict[str, int]
+    bytes: int
+    oldest_age_s: float | None
+    drops: dict[str, int]
+    over_limit: bool
+
+
+class Outbox:
+    """A spool file; safe to share between the poll thread and the MQTT callback thread.
+
+    One connection guarded by a lock: SQLite admits one writer at a time anyway, and a
+    single connection spares our own threads ``SQLITE_BUSY`` retries. Other processes
+    (``kktmon outbox``) may read concurrently thanks to WAL.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        limits: OutboxLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.limits = limits or OutboxLimits()
+        self._clock = clock
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(f"{self.path}: cannot open the outbox: {exc}") from exc
+        try:
+            self._setup()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise OutboxError(f"{self.path}: cannot use the outbox: {exc}") from exc
+
+    def _setup(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise sqlite3.OperationalError(f"WAL mode unavailable (got {mode!r})")
+        # FULL, not NORMAL: in WAL mode NORMAL survives SIGKILL but may lose the last
+        # commits on power loss, and a put that returned must survive both. The cost is
+        # one fsync per put, negligible at a few puts per poll.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_size_limit=8388608")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version} is newer than this kktmon")
+        # One script, one transaction (executescript would commit an open one first);
+        # IF NOT EXISTS makes it idempotent when two processes open a new file at once.
+        self._db.executescript(
+            f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise OutboxError(f"{self.path}: {exc}") from exc
+                raise
+
+    def put_event(self, topic: str, payload: bytes) -> int:
+        """Append an event; it stays until acked, whatever the limits."""
+        with self._transaction() as db:
+            return self._insert(db, EntryKind.EVENT, topic, payload, None)
+
+    def put_state(self, topic: str, payload: bytes, taken_at: datetime) -> int | None:
+        """Queue the retained snapshot of ``topic``; None when an equal-or-newer one won.
+
+        A snapshot taken at the same moment as the accepted one replaces it (a re-put).
+        """
+        if taken_at.tzinfo is None:
+            raise ValueError("taken_at must be timezone-aware")
+        stamp = taken_at.timestamp()
+        with self._transaction() as db:
+            row = db.execute("SELECT taken_at FROM high_water WHERE topic = ?", (topic,))
+            newest = row.fetchone()
+            if newest is not None and stamp < newest[0]:
+                return None
+            db.execute(
+                "INSERT INTO high_water VALUES (?, ?) ON CONFLICT (topic) DO UPDATE"
+                " SET taken_at = excluded.taken_at",
+                (topic, stamp),
+            )
+            return self._replace(db, EntryKind.STATE, topic, payload, stamp)
+
+    def put_retained(self, topic: str, payload: bytes) -> int:
+        """Queue a retained alert; the newest put per topic wins, ``b""`` clears it."""
+        with self._transaction() as db:
+            return self._replace(db, EntryKind.RETAINED, topic, payload, None)
+
+    def _replace(
+        self,
+        db: sqlite3.Connection,
+        kind: EntryKind,
+        topic: str,
+        payload: bytes,
+        taken_at: float | None,
+    ) -> int:
+        db.execute("DELETE FROM entries WHERE topic = ? AND kind != 'event'", (topic,))
+        return self._insert(db, kind, topic, payload, taken_at)
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        kind: EntryKind,
+        topic: str,
+        payload: bytes,
+        taken_at: float | None,
+    ) -> int:
+        now = self._clock()
+        cursor = db.execute(
+            "INSERT INTO entries (kind, topic, payload, created_at, taken_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (kind.value, topic, bytes(payload), now, taken_at),
+        )
+        entry_id = cursor.lastrowid
+        assert entry_id is not None
+        self._enforce_limits(db, now, keep=entry_id)
+        return entry_id
+
+    def _enforce_limits(self, db: sqlite3.Connection, now: float, keep: int) -> None:
+        """Drop the oldest state rows (never ``keep``, the newest truth) until within bounds."""
+        dropped = db.execute(
+            "DELETE FROM entries WHERE kind = 'state' AND created_at < ? AND id != ?",
+            (now - self.limits.max_age_s, keep),
+        ).rowcount
+        nrows, nbytes = db.execute("SELECT nrows, nbytes FROM totals").fetchone()
+        if nrows > self.limits.max_rows or nbytes > self.limits.max_bytes:
+            victims = db.execute(
+                "SELECT id, length(payload) FROM entries WHERE kind = 'state' AND id != ?"
+                " ORDER BY id",
+                (keep,),
+            ).fetchall()
+            for victim, size in victims:
+                if nrows <= self.limits.max_rows and nbytes <= self.limits.max_bytes:
+                    break
+                db.execute("DELETE FROM entries WHERE id = ?", (victim,))
+                nrows, nbytes, dropped = nrows - 1, nbytes - size, dropped + 1
+        if dropped:
+            log.warning("outbox %s over limits: dropped %d state snapshot(s)", self.path, dropped)
+            db.execute(
+                "INSERT INTO drops VALUES ('state', ?) ON CONFLICT (kind) DO UPDATE"
+                " SET count = count + excluded.count",
+                (dropped,),
+            )
+
+    def pending(self, limit: int = 100, after: int = 0) -> list[Entry]:
+        """Up to ``limit`` unacked entries with ids above ``after``, in id (= put) order."""
+        with self._lock:
+            rows = self._query(
+                "SELECT id, kind, topic, payload, created_at, taken_at, replayed FROM entries"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            )
+        return [
+            Entry(r[0], EntryKind(r[1]), r[2], bytes(r[3]), r[4], r[5], bool(r[6])) for r in rows
+        ]
+
+    def ack(self, entry_id: int) -> bool:
+        """Forget an entry the broker acknowledged; False if it was already gone."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount > 0
+
+    def mark_replayed(self) -> int:
+        """Flag every pending entry as queued before this (re)connect; returns how many."""
+        with self._transaction() as db:
+            return db.execute("UPDATE entries SET replayed = 1 WHERE replayed = 0").rowcount
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            nrows, nbytes = self._query("SELECT nrows, nbytes FROM totals")[0]
+            by_kind = self._query("SELECT kind, count(*) FROM entries GROUP BY kind")
+            oldest = self._query("SELECT min(created_at) FROM entries")[0][0]
+            drops = self._query("SELECT kind, count FROM drops")
+        return OutboxStats(
+            depth=nrows,
+            depth_by_kind={kind.value: 0 for kind in EntryKind} | dict(by_kind),
+            bytes=nbytes,
+            oldest_age_s=None if oldest is None else max(0.0, self._clock() - oldest),
+            drops={kind.value: 0 for kind in EntryKind} | dict(drops),
+            over_limit=nrows > self.limits.max_rows or nbytes > self.limits.max_bytes,
+        )
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
