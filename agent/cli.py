@@ -5,6 +5,9 @@ Commands::
     kktmon status   --vendor shtrih --url URL [--json]   one poll, a table or JSON
     kktmon simulate shtrih [--tcp HOST:PORT] [--pty] [--scenario FILE]
     kktmon demo                                          a simulator and a poll of it
+    kktmon agent        --config FILE                    the service (systemd unit)
+    kktmon check-config --config FILE                    validate a config, name the bad key
+    kktmon outbox       --config FILE [--json]           depth, oldest age, drops of the spool
 
 Exit status: 0 when the register answered, 1 when it did not (with one line on stderr
 naming the URL and what to check), 2 for bad command-line input or configuration.
@@ -13,6 +16,7 @@ naming the URL and what to check), 2 for bad command-line input or configuration
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -67,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="start a simulated register and poll it")
     demo.set_defaults(handler=_demo)
+
+    for name, handler, text in (
+        ("agent", _agent, "run the monitoring service"),
+        ("check-config", _check_config, "validate a configuration file"),
+        ("outbox", _outbox, "show the local spool of unsent messages"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--config", required=True, help="TOML configuration file")
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(handler=handler)
     return parser
 
 
@@ -109,6 +123,46 @@ def _demo(args: argparse.Namespace) -> int:
     from kktmon.agent.demo import run_demo
 
     return run_demo()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from kktmon.agent.config import load_config
+
+    config = load_config(args.config)
+    devices = ", ".join(device.label for device in config.devices)
+    print(f"{args.config}: ok (site {config.site}; {len(config.devices)} register(s): {devices})")
+    return EXIT_OK
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kktmon.agent.config import load_config
+    from kktmon.agent.outbox import Outbox
+
+    config = load_config(args.config)
+    with Outbox(config.outbox_path, config.outbox.limits()) as outbox:
+        stats = outbox.stats()
+    if args.json:
+        print(json.dumps(asdict(stats)))
+        return EXIT_OK
+    age = "-" if stats.oldest_age_s is None else f"{stats.oldest_age_s:.0f} s"
+    print(f"outbox {config.outbox_path}")
+    print(f"  queued   {stats.depth} ({stats.depth_by_kind}), {stats.bytes} bytes")
+    print(f"  oldest   {age}")
+    print(f"  dropped  {stats.drops}")
+    return EXIT_OK
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kktmon.agent.config import load_config
+    from kktmon.agent.service import AgentService
+
+    config = load_config(args.config)
+    logging.getLogger().setLevel(config.agent.log_level)
+    return AgentService(config, Path(args.config)).run()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The agent's own health figures, published retained on ``<site>/agent/health``."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from collections import deque
+from datetime import datetime
+from statistics import median
+from typing import Any
+
+from kktmon.agent.outbox import OutboxStats
+from kktmon.drivers.base import local_now
+
+POLL_WINDOW = 50  # durations kept per register for the median
+
+
+def rss_bytes() -> int:
+    """Resident set size now (Linux /proc), else the peak the kernel reports."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class AgentFigures:
+    """Counters the poll threads update and the health publisher reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._durations: dict[str, deque[float]] = {}
+        self.polls = 0
+        self.failed_polls = 0
+
+    def record_poll(self, device: str, duration_ms: float, failed: bool) -> None:
+        with self._lock:
+            self._durations.setdefault(device, deque(maxlen=POLL_WINDOW)).append(duration_ms)
+            self.polls += 1
+            self.failed_polls += int(failed)
+
+    def snapshot(
+        self, started_at: datetime, outbox: OutboxStats, publisher: dict[str, Any]
+    ) -> dict[str, Any]:
+        with self._lock:
+            durations = {k: round(median(v), 1) for k, v in self._durations.items() if v}
+            polls, failed = self.polls, self.failed_polls
+        cpu = os.times()
+        return {
+            "at": local_now().isoformat(),
+            "uptime_s": round((local_now() - started_at).total_seconds(), 1),
+            "rss_bytes": rss_bytes(),
+            "cpu_s": round(cpu.user + cpu.system, 2),
+            "polls": polls,
+            "failed_polls": failed,
+            "poll_median_ms": durations,
+            "outbox_depth": outbox.depth,
+            "outbox_oldest_age_s": outbox.oldest_age_s,
+            "outbox_bytes": outbox.bytes,
+            "outbox_drops": outbox.drops,
+            "publisher": publisher,
+        }
+
+    def status_line(self, outbox: OutboxStats) -> str:
+        return f"{self.polls} polls, {self.failed_polls} failed, outbox {outbox.depth} queued"
