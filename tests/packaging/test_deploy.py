@@ -35,7 +35,5 @@ def test_systemd_accepts_the_unit() -> None:
     result = subprocess.run(
         ["systemd-analyze", "verify", str(UNIT)], capture_output=True, text=True, check=False
     )
-    complaints = [
-        line for line in result.stderr.splitlines() if "is not executable" not in line
-    ]
+    complaints = [line for line in result.stderr.splitlines() if "is not executable" not in line]
     assert not complaints, result.stderr
