@@ -151,6 +151,11 @@ class Driver(ABC):
         self.clock = clock
         self._transport_factory = transport_factory
         self._last_good: HealthSnapshot | None = None
+        self.setup()
+
+    def setup(self) -> None:
+        """Hook for a vendor's per-register caches (identity, capabilities)."""
+        return None  # most vendors need none: an explicit no-op, not an abstract method
 
     def identify(self) -> DeviceInfo:
         """Who is at the URL; raises a typed :class:`KktmonError` when nobody answers."""

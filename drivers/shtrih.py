@@ -16,9 +16,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from kktmon.drivers.base import Clock, Driver, DriverOptions, Session, TransportFactory, local_now
+from kktmon.drivers.base import Driver, Session
 from kktmon.drivers.shtrih_mapping import build_snapshot, normalise_model_name
-from kktmon.drivers.transport import open_transport
 from kktmon.protocol import shtrih_commands as cmd
 from kktmon.protocol import shtrih_records as rec
 from kktmon.protocol.errors import DeviceError, UnsupportedCommandError
@@ -53,15 +52,7 @@ class ShtrihDriver(Driver):
 
     vendor = "shtrih"
 
-    def __init__(
-        self,
-        url: str,
-        options: DriverOptions | None = None,
-        *,
-        transport_factory: TransportFactory = open_transport,
-        clock: Clock = local_now,
-    ) -> None:
-        super().__init__(url, options, transport_factory=transport_factory, clock=clock)
+    def setup(self) -> None:
         self._identity: DeviceInfo | None = None
         self._identity_fn_serial: str | None = None
         self._unsupported: set[int] = set()

@@ -1,37 +1,15 @@
-"""Fixtures for the simulator tests: a state at a fixed moment, an emulator, runners, wires.
-
-Registers the sibling helper module ``sim_wire`` by path (``tests/`` is deliberately not a
-package, see ``tests/protocol/conftest.py``).
-"""
+"""Fixtures for the simulator tests: a state at a fixed moment, an emulator, runners, wires."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from sim_wire import NOW, SerialWire, SocketWire
 
 from kktmon.simulators.scenario import DeviceState, default_state
 from kktmon.simulators.server import PtyServer, TcpServer
 from kktmon.simulators.shtrih import ShtrihEmulator
-
-
-def _register(name: str) -> None:
-    if name in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {name} next to {__file__}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-
-
-_register("sim_wire")
-
-from sim_wire import NOW, SerialWire, SocketWire  # noqa: E402
 
 
 @pytest.fixture
