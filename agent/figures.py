@@ -8,10 +8,10 @@ import threading
 from collections import deque
 from datetime import datetime
 from statistics import median
-from typing import Any
 
 from kktmon.agent.outbox import OutboxStats
 from kktmon.drivers.base import local_now
+from kktmon.protocol.contract import AgentHealth, PublisherStats
 
 POLL_WINDOW = 50  # durations kept per register for the median
 
@@ -41,26 +41,28 @@ class AgentFigures:
             self.failed_polls += int(failed)
 
     def snapshot(
-        self, started_at: datetime, outbox: OutboxStats, publisher: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, started_at: datetime, session: int, outbox: OutboxStats, publisher: PublisherStats
+    ) -> AgentHealth:
         with self._lock:
             durations = {k: round(median(v), 1) for k, v in self._durations.items() if v}
             polls, failed = self.polls, self.failed_polls
         cpu = os.times()
-        return {
-            "at": local_now().isoformat(),
-            "uptime_s": round((local_now() - started_at).total_seconds(), 1),
-            "rss_bytes": rss_bytes(),
-            "cpu_s": round(cpu.user + cpu.system, 2),
-            "polls": polls,
-            "failed_polls": failed,
-            "poll_median_ms": durations,
-            "outbox_depth": outbox.depth,
-            "outbox_oldest_age_s": outbox.oldest_age_s,
-            "outbox_bytes": outbox.bytes,
-            "outbox_drops": outbox.drops,
-            "publisher": publisher,
-        }
+        now = local_now()
+        return AgentHealth(
+            at=now,
+            session=session,
+            uptime_s=max(round((now - started_at).total_seconds(), 1), 0.0),
+            rss_bytes=rss_bytes(),
+            cpu_s=round(cpu.user + cpu.system, 2),
+            polls=polls,
+            failed_polls=failed,
+            poll_median_ms=durations,
+            outbox_depth=outbox.depth,
+            outbox_oldest_age_s=outbox.oldest_age_s,
+            outbox_bytes=outbox.bytes,
+            outbox_drops=outbox.drops,
+            publisher=publisher,
+        )
 
     def status_line(self, outbox: OutboxStats) -> str:
         return f"{self.polls} polls, {self.failed_polls} failed, outbox {outbox.depth} queued"

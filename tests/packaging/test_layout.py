@@ -62,7 +62,15 @@ def test_version_comes_from_the_distribution() -> None:
 
 
 def test_protocol_layer_imports_no_io_libraries() -> None:
-    banned = ("import serial", "import socket", "import usb", "paho", "tenacity", "import time")
+    banned = (
+        "import serial",
+        "import socket",
+        "import usb",
+        "paho",
+        "tenacity",
+        "import time",
+        "import threading",
+    )
     for path in (ROOT / "protocol").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         for name in banned:

@@ -1,0 +1,393 @@
+"""The shipped broker configuration (``deploy/mosquitto/``) with a real Mosquitto: the ACL
+confines each store to its subtree, TLS verifies the broker, client certificates work.
+
+The broker runs ``kktmon.conf`` itself with only paths and ports rewritten, and
+``kktmon.acl`` unchanged. Certificates are made per test run (``cryptography`` when
+installed, else the ``openssl`` command).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import ipaddress
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from kktmon.agent.config import AgentConfig
+from kktmon.agent.outbox import Outbox
+from kktmon.protocol.contract import AgentState, AgentStatus, CommandRequest, CommandResponse
+from kktmon.protocol.topics import Topics
+
+if TYPE_CHECKING:  # conftest is not importable at run time under importlib mode
+    from conftest import Broker, Rig
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy" / "mosquitto"
+PASSWORDS = {"store-1": "pw-store-1", "store-2": "pw-store-2", "kktmon-ticketing": "pw-central"}
+A, B = Topics("kktmon/v1", "store-1"), Topics("kktmon/v1", "store-2")
+CENTRAL = {"username": "kktmon-ticketing", "password": PASSWORDS["kktmon-ticketing"]}
+STORE_A = {"username": "store-1", "password": PASSWORDS["store-1"]}
+
+
+# -- certificates -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    folder: Path
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+
+def make_pki(folder: Path) -> Pki:
+    """ca, server (SAN 127.0.0.1 and localhost), client store-1, and an unrelated CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _pki_with_cryptography(folder)
+    except ImportError:
+        if shutil.which("openssl") is None:
+            pytest.skip("neither the cryptography package nor the openssl command is available")
+        _pki_with_openssl(folder)
+    return Pki(folder)
+
+
+def _pki_with_cryptography(folder: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def issue(
+        name: str, cn: str, issuer: tuple[Any, x509.Name] | None, usage: Any
+    ) -> tuple[Any, x509.Name]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        signer, issuer_name = issuer or (key, subject)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
+        )
+        if usage is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), False)
+        if usage is ExtendedKeyUsageOID.SERVER_AUTH:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
+        cert = builder.sign(signer, hashes.SHA256())
+        (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return key, subject
+
+    ca = issue("ca", "kktmon test CA", None, None)
+    issue("server", "localhost", ca, ExtendedKeyUsageOID.SERVER_AUTH)
+    issue("store-1", "store-1", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    issue("other-ca", "somebody else's CA", None, None)
+
+
+def _pki_with_openssl(folder: Path) -> None:
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"]
+    for ca in ("ca", "other-ca"):
+        run(
+            "req", "-x509", *new_key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-subj", "/CN=ca"
+        )
+    server = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+    leaves = {"server": server, "store-1": "extendedKeyUsage=clientAuth\n"}
+    for name, extensions in leaves.items():
+        (folder / f"{name}.ext").write_text(extensions)
+        cn = "localhost" if name == "server" else name
+        run(
+            "req",
+            *new_key[:-2],
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={cn}",
+        )
+        sign = ["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"]
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            *sign,
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+        )
+
+
+# -- the broker from deploy/ ------------------------------------------------------------
+
+
+@dataclass
+class Central:
+    """The deployed configuration running: ``broker.port`` is the plain loopback listener."""
+
+    rig: Rig
+    tls_port: int
+    pki: Pki
+    passwd: Path
+
+    @property
+    def broker(self) -> Broker:
+        return self.rig.broker
+
+    def tls_config(self, **keys: Any) -> AgentConfig:
+        """An agent configuration for store-1 over TLS (``mqtts://``) with the test CA."""
+        keys = {
+            "url": f"mqtts://127.0.0.1:{self.tls_port}",
+            "tls_ca_file": self.pki.path("ca.crt"),
+            **keys,
+        }
+        return self.rig.config(**keys)
+
+
+def deploy_config(pki: Pki, passwd: Path, tls_port: int, **switches: str) -> str:
+    """``kktmon.conf`` with test paths and ports; ``switches`` override single settings."""
+    text = (DEPLOY / "kktmon.conf").read_text(encoding="utf-8")
+    replacements = {
+        "/etc/mosquitto/certs/": f"{pki.folder}/",
+        "/etc/mosquitto/kktmon.passwd": str(passwd),
+        "/etc/mosquitto/kktmon.acl": str(DEPLOY / "kktmon.acl"),
+        "/var/lib/mosquitto/": "{folder}/",
+        "listener 1883 127.0.0.1": "listener {port} 127.0.0.1",
+        "listener 8883": f"listener {tls_port} 127.0.0.1",
+        "log_dest syslog": "log_dest file {folder}/mosquitto.log",
+        **{f"{key} false": f"{key} {value}" for key, value in switches.items()},
+    }
+    for old, new in replacements.items():
+        assert old in text, f"kktmon.conf no longer contains {old!r}"
+        text = text.replace(old, new)
+    return f"user {getpass.getuser()}\n{text}"
+
+
+@pytest.fixture
+def central(
+    tmp_path: Path,
+    mosquitto_factory: Callable[..., Broker],
+    rig_for: Callable[[Broker], Rig],
+    tcp_port: Callable[[], int],
+) -> Central:
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        pytest.skip("mosquitto_passwd is not installed (package mosquitto)")
+    passwd = tmp_path / "kktmon.passwd"
+    for user, password in PASSWORDS.items():
+        create = ["-c"] if not passwd.exists() else []
+        subprocess.run([tool, *create, "-b", str(passwd), user, password], check=True)
+    pki = make_pki(tmp_path / "certs")
+    tls_port = tcp_port()
+    broker = mosquitto_factory(raw=deploy_config(pki, passwd, tls_port), name="central")
+    return Central(rig_for(broker), tls_port, pki, passwd)
+
+
+class Probe:
+    """A bare MQTT 5 client that reports the broker's reason codes."""
+
+    def __init__(self, host: str, port: int, username: str, password: str) -> None:
+        self._cond = threading.Condition()
+        self.replies: dict[int, list[ReasonCode]] = {}
+        self.received: list[str] = []
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{username}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.username_pw_set(username, password)
+        self.client.on_publish = lambda _c, _u, mid, rc, _p: self._reply(mid, [rc])
+        self.client.on_subscribe = lambda _c, _u, mid, rcs, _p: self._reply(mid, rcs)
+        self.client.on_message = self._on_message
+        connected = threading.Event()
+        self.client.on_connect = lambda *_: connected.set()
+        self.client.connect(host, port)
+        self.client.loop_start()
+        assert connected.wait(5), "probe: no CONNACK"
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.received.append(message.topic)
+            self._cond.notify_all()
+
+    def wait_received(self, topic: str) -> list[str]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: topic in self.received, 5), f"no {topic}"
+            return list(self.received)
+
+    def _reply(self, mid: int, codes: list[ReasonCode]) -> None:
+        with self._cond:
+            self.replies[mid] = codes
+            self._cond.notify_all()
+
+    def _wait(self, mid: int) -> list[ReasonCode]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: mid in self.replies, 5), "probe: no reply"
+            return self.replies[mid]
+
+    def publish(self, topic: str, payload: bytes = b"{}") -> ReasonCode:
+        """Publish QoS 1; the PUBACK's reason code ("Not authorized" when the ACL says no)."""
+        return self._wait(self.client.publish(topic, payload, qos=1).mid)[0]
+
+    def subscribe(self, topic: str) -> ReasonCode:
+        return self._wait(self.client.subscribe(topic, qos=1)[1])[0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def probe(central: Central) -> Iterator[Callable[[str], Probe]]:
+    probes: list[Probe] = []
+
+    def factory(username: str) -> Probe:
+        probes.append(
+            Probe(central.broker.host, central.broker.port, username, PASSWORDS[username])
+        )
+        return probes[-1]
+
+    yield factory
+    for item in probes:
+        item.close()
+
+
+# -- the ACL ----------------------------------------------------------------------------
+
+
+def test_a_store_cannot_publish_into_another_stores_subtree(
+    central: Central, probe: Callable[[str], Probe]
+) -> None:
+    admin = central.rig.watch("kktmon/v1/#", **CENTRAL)
+    store_a = probe("store-1")
+    forbidden = [
+        B.event("shtrih-0002"),
+        B.state("shtrih-0002"),
+        B.status(),
+        B.response("poll"),
+        B.command("poll"),  # commands come from the centre only, not even to itself
+        A.command("poll"),
+        "kktmon/v1/elsewhere",
+    ]
+    for topic in forbidden:
+        assert store_a.publish(topic).getName() == "Not authorized", topic
+    own = [A.event("shtrih-0001"), A.state("shtrih-0001"), A.status(), A.response("poll")]
+    for topic in own:
+        assert not store_a.publish(topic).is_failure, topic
+    admin.wait_for(lambda m: {s.topic for s in m} >= set(own), what="store-1's own topics")
+    assert {s.topic for s in admin.seen} == set(own)  # nothing reached store-2's subtree
+    # Nor may it read store-2's commands: Mosquitto grants the subscription, then filters.
+    store_a.subscribe(B.commands())
+    store_a.subscribe(A.commands())
+    central = probe("kktmon-ticketing")
+    assert not central.publish(B.command("poll")).is_failure
+    assert not central.publish(A.command("poll")).is_failure
+    assert store_a.wait_received(A.command("poll")) == [A.command("poll")]
+
+
+def test_an_agent_works_within_the_acl_and_keeps_refused_rows(
+    central: Central, probe: Callable[[str], Probe], outbox: Outbox
+) -> None:
+    def answer(name: str, request: CommandRequest) -> CommandResponse:
+        return CommandResponse(transaction=request.transaction, ok=True, detail=name)
+
+    shared = central.rig.watch("$share/kktmon-ticketing/kktmon/v1/#", **CENTRAL)
+    admin = central.rig.watch("kktmon/v1/#", **CENTRAL)
+    outbox.put_event(B.event("shtrih-0002"), b'{"misrouted":true}')  # a bug: B's subtree
+    outbox.put_event(A.event("shtrih-0001"), b'{"seq":1}')
+    agent = central.rig.agent(central.rig.config(**STORE_A), outbox=outbox, on_command=answer)
+    central.rig.until(lambda: agent.stats().published == 1, what="the allowed row")
+    assert agent.stats().publish_errors == 1  # MQTT 5 PUBACK "Not authorized"
+    assert [e.topic for e in outbox.pending()] == [B.event("shtrih-0002")]  # kept, not lost
+    admin.wait_topic(A.event("shtrih-0001"))
+    shared.wait_topic(A.event("shtrih-0001"))  # shared subscriptions pass the ACL too
+    birth = admin.wait_topic(A.status())
+    assert AgentStatus.model_validate_json(birth.payload).state is AgentState.ONLINE
+    probe("kktmon-ticketing").publish(A.command("identify"), b'{"transaction":"t-1"}')
+    reply = admin.wait_topic(A.response("identify"))
+    assert reply.json() == {"transaction": "t-1", "ok": True, "detail": "identify", "result": None}
+    assert not any(s.topic.startswith("kktmon/v1/store-2/") for s in admin.seen)
+
+
+def test_wrong_credentials_never_connect(central: Central) -> None:
+    config = central.rig.config(username="store-1", password="not-the-password")
+    agent = central.rig.agent(config)
+    central.rig.until(lambda: agent.stats().connect_failures >= 2, what="refusals")
+    assert not agent.connected
+
+
+# -- TLS --------------------------------------------------------------------------------
+
+
+def test_tls_verifies_the_broker_with_the_configured_ca(central: Central) -> None:
+    pki = central.pki
+    config = central.tls_config(
+        **STORE_A, tls_cert_file=pki.path("store-1.crt"), tls_key_file=pki.path("store-1.key")
+    )
+    agent = central.rig.agent(config)
+    central.rig.until(lambda: agent.connected, what="connected over TLS")
+    retained = central.rig.watch(A.status(), **CENTRAL).wait_topic(A.status())
+    assert AgentStatus.model_validate_json(retained.payload).session == 1
+
+
+@pytest.mark.parametrize("ca", [None, "other-ca.crt"], ids=["system-store", "wrong-ca"])
+def test_tls_without_our_ca_refuses_the_broker(central: Central, ca: str | None) -> None:
+    keys: dict[str, Any] = dict(STORE_A)
+    if ca is not None:
+        keys["tls_ca_file"] = central.pki.path(ca)
+    config = central.rig.config(url=f"mqtts://127.0.0.1:{central.tls_port}", **keys)
+    agent = central.rig.agent(config)
+    central.rig.until(lambda: agent.stats().connect_failures >= 2, what="failed handshakes")
+    assert not agent.connected
+
+
+def test_client_certificate_is_the_identity_when_required(
+    central: Central,
+    mosquitto_factory: Callable[..., Broker],
+    rig_for: Callable[[Broker], Rig],
+    tcp_port: Callable[[], int],
+) -> None:
+    tls_port = tcp_port()
+    switches = {"require_certificate": "true", "use_identity_as_username": "true"}
+    text = deploy_config(central.pki, central.passwd, tls_port, **switches)
+    rig = rig_for(mosquitto_factory(raw=text, name="cert-only"))
+    url = f"mqtts://127.0.0.1:{tls_port}"
+    ca = central.pki.path("ca.crt")
+    without = rig.agent(rig.config(url=url, tls_ca_file=ca, client_id="no-cert"))
+    cert, key = central.pki.path("store-1.crt"), central.pki.path("store-1.key")
+    config = rig.config(url=url, tls_ca_file=ca, tls_cert_file=cert, tls_key_file=key)
+    agent = rig.agent(config, session=3)
+    rig.until(lambda: agent.connected, what="connected with a client certificate")
+    retained = rig.watch(A.status(), **CENTRAL).wait_topic(A.status())  # plain loopback listener
+    assert AgentStatus.model_validate_json(retained.payload).session == 3  # CN store-1 = %u
+    rig.until(lambda: without.stats().connect_failures >= 2, what="refusals without a cert")
+    assert not without.connected
