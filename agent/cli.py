@@ -21,10 +21,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from kktmon.agent.config import RulesConfig
+from kktmon.agent.rules import block_deadline, evaluate
 from kktmon.agent.status_view import failure_hint, render_table
-from kktmon.drivers.base import DriverOptions
+from kktmon.drivers.base import DriverOptions, local_now
 from kktmon.drivers.registry import driver_class, vendors
 from kktmon.protocol.errors import ConfigError, KktmonError
+from kktmon.protocol.health import HealthSnapshot
 
 EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 
@@ -87,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 def _status(args: argparse.Namespace) -> int:
     options = DriverOptions(password=args.password, poll_deadline_s=args.timeout)
     driver = driver_class(args.vendor)(args.url, options)
-    snapshot = driver.read_health()
+    snapshot = with_problems(driver.read_health())
     print(snapshot.to_json() if args.json else render_table(snapshot))
     if snapshot.stale:
         error = snapshot.link.last_error
@@ -98,6 +101,18 @@ def _status(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_ANSWER
     return EXIT_OK
+
+
+def with_problems(snapshot: HealthSnapshot) -> HealthSnapshot:
+    """One poll judged by the default rules (no hysteresis: there is only one poll)."""
+    rules = RulesConfig()
+    now = local_now()
+    problems = evaluate(snapshot, rules, now=now)
+    deadline = block_deadline(snapshot, rules, now=now)
+    block_at, reason = deadline if deadline else (None, None)
+    return snapshot.model_copy(
+        update={"problems": problems, "block_at": block_at, "block_reason": reason}
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:

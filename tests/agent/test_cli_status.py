@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,17 @@ def test_demo_polls_a_simulated_register() -> None:
     )
     assert demo.returncode == 0, demo.stderr
     assert "simulated shtrih register" in demo.stdout and "fiscal" in demo.stdout
+
+
+def test_status_judges_the_poll_with_the_default_rules(
+    register: TcpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = register.device.state
+    state.fn.valid_until = state.fn.last_document_at.date() + timedelta(days=5)
+    state.ofd.unsent_count = 3
+    state.ofd.first_unsent_at = state.fn.last_document_at - timedelta(days=3)
+    assert main(["status", "--vendor", "shtrih", "--url", register.url, "--json"]) == 0
+    snapshot = HealthSnapshot.model_validate_json(capsys.readouterr().out)
+    codes = {problem.code: problem.severity.value for problem in snapshot.problems}
+    assert codes["FN_EXPIRING"] == "critical" and codes["OFD_QUEUE_STALE"] == "warning"
+    assert snapshot.block_at is not None
