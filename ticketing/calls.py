@@ -17,6 +17,8 @@ from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from kktmon.protocol.errors import KktmonError
+
 
 class CallAction(StrEnum):
     OPEN = "open"  # create the help-desk issue
@@ -59,7 +61,7 @@ class HelpdeskCall(BaseModel):
     created_at: AwareDatetime
 
 
-class SinkError(Exception):
+class SinkError(KktmonError):
     """A sink could not deliver; ``retryable`` says whether trying later may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
