@@ -22,7 +22,8 @@ layer boundary with ``raise ... from exc``::
     │   ├── DeviceNotDetectedError      no known register answered at the URL
     │   └── UnsupportedVendorError      no driver registered under that name
     ├── ConfigError                   bad configuration or command-line input
-    └── OutboxError                   the agent's local spool (SQLite) cannot be used
+    ├── OutboxError                   the agent's local spool (SQLite) cannot be used
+    └── TicketStoreError              the service centre's ticket store cannot be used
 
 A device refusal is raised, never returned as a value for the caller to check.
 """
@@ -119,3 +120,7 @@ class ConfigError(KktmonError):
 
 class OutboxError(KktmonError):
     """The agent's durable spool failed: unreadable file, disk full, foreign schema."""
+
+
+class TicketStoreError(KktmonError):
+    """The central ticket store (SQLite or PostgreSQL) failed: unreachable, foreign schema."""

@@ -1,0 +1,431 @@
+"""The ticketing service's TOML configuration, validated by pydantic (DESIGN.md sections 6-7).
+
+A minimal file::
+
+    [mqtt]
+    url = "mqtt://127.0.0.1:1883"
+    [ticketing]
+    store = "sqlite:////var/lib/kktmon/tickets.sqlite3"   # or postgresql://user@host/db
+    open_after_s = 300         # hold-down before a ticket opens
+    resolve_after_s = 1800     # grace period before it resolves
+    agent_lost_after_s = 900   # a lost agent's grace, counted outside closed hours
+    on_clear = "resolve"       # or "comment": tell the help desk, let a human close
+    notify_severities = ["warning", "critical", "blocked"]
+    [ticketing.closed_hours]
+    timezone = "Europe/Moscow"
+    default = "22:00-08:00"
+    "store-001" = "21:00-09:00 Asia/Yekaterinburg"   # a site's own window (and zone)
+    "store-024" = ""                                 # open around the clock
+    [[sinks]]
+    type = "okdesk"
+    url = "https://acme.okdesk.ru/api/v1/"
+    api_token = "..."
+
+Store URLs: ``sqlite:////abs/path.sqlite3`` (four slashes), ``sqlite:///relative.sqlite3``
+(relative to this file) or ``postgresql://user@host:port/db`` (a libpq DSN for psycopg 3).
+
+Every table forbids unknown keys; errors are :class:`~kktmon.protocol.errors.ConfigError`
+naming the file and the dotted key, without echoing values (they may be secrets).
+Secrets are :class:`pydantic.SecretStr`. ``KKTMON_MQTT_PASSWORD`` overrides
+``mqtt.password``; ``KKTMON_SINK_<NAME>_SECRET`` (the sink name upper-cased, other
+characters as ``_``) overrides a webhook's ``secret`` or an Okdesk sink's ``api_token``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kktmon.protocol.errors import ConfigError
+from kktmon.protocol.health import Severity
+from kktmon.ticketing.hours import ClosedWindow, zone
+
+ENV_MQTT_PASSWORD = "KKTMON_MQTT_PASSWORD"
+DEFAULT_STORE = "sqlite:////var/lib/kktmon/tickets.sqlite3"
+
+_TOPIC_FORBIDDEN = set("/+#\x00")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    return Path(base) / value if base is not None and not value.is_absolute() else value
+
+
+#: A path written in the file: relative paths resolve against the file's folder.
+ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+def _check_topic_level(value: str) -> str:
+    if not value or any(ch in _TOPIC_FORBIDDEN or ch.isspace() for ch in value):
+        raise ValueError("must be non-empty without '/', '+', '#', NUL or whitespace")
+    return value
+
+
+class MqttSection(_Strict):
+    """The central broker connection; workers share ``$share/<shared_group>/...``."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "kktmon/v1"
+    #: None: the service makes a unique one per process (shared subscriptions need that).
+    client_id: str | None = Field(None, min_length=1, max_length=128)
+    shared_group: str = "kktmon-ticketing"
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    username: str | None = Field(None, min_length=1)
+    password: SecretStr | None = None
+    password_file: ConfigPath | None = None
+    tls_ca_file: ConfigPath | None = None
+    tls_cert_file: ConfigPath | None = None
+    tls_key_file: ConfigPath | None = None
+    keepalive_s: int = Field(60, ge=5, le=65535)
+    connect_timeout_s: Positive = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("scheme must be mqtt:// or mqtts:// (TLS)")
+        if not parts.hostname:
+            raise ValueError("needs a host, e.g. mqtt://broker.example:1883")
+        if parts.username or parts.password:
+            raise ValueError("put credentials in mqtt.username / mqtt.password, not the URL")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must not carry a path, query or fragment")
+        if parts.port == 0:  # .port itself raises ValueError outside 0-65535
+            raise ValueError("port must be 1-65535")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if value.startswith("$"):
+            raise ValueError("must not start with '$' (reserved for the broker)")
+        for level in value.split("/"):
+            _check_topic_level(level)
+        return value
+
+    @field_validator("shared_group")
+    @classmethod
+    def _check_group(cls, value: str) -> str:
+        return _check_topic_level(value)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> MqttSection:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_key_file needs tls_cert_file")
+        uses_tls = any((self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
+        if uses_tls and not self.tls:
+            raise ValueError("tls_* files need an mqtts:// url")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+def _check_window_spec(spec: str) -> str:
+    _window(spec, "UTC")
+    return spec
+
+
+#: ``"HH:MM-HH:MM"``, optionally followed by a zone name; ``""`` means never closed.
+WindowSpec = Annotated[str, AfterValidator(_check_window_spec)]
+
+
+class ClosedHours(BaseModel):
+    """``[ticketing.closed_hours]``: ``timezone``, ``default`` and one key per site.
+
+    A site's value is ``"HH:MM-HH:MM"``, optionally followed by its own zone name, or
+    ``""`` for a site that never closes. Sites without a key use ``default``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "UTC"
+    default: WindowSpec = ""
+    sites: dict[str, WindowSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_sites(cls, data: Any) -> Any:
+        # In the file, sites are keys of the table itself, beside timezone and default.
+        if not isinstance(data, dict):
+            return data
+        own = {k: v for k, v in data.items() if k in ("timezone", "default")}
+        return {**own, "sites": {k: v for k, v in data.items() if k not in own}}
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("sites")
+    @classmethod
+    def _check_sites(cls, value: dict[str, str]) -> dict[str, str]:
+        for site in value:
+            if not site or any(ch in _TOPIC_FORBIDDEN or ch.isspace() for ch in site):
+                raise ValueError(f"{site!r} is not a site id (no '/', '+', '#', whitespace)")
+        return value
+
+    def window_for(self, site: str) -> ClosedWindow | None:
+        """The site's closed window, or None when it never closes."""
+        return _window(self.sites.get(site, self.default), self.timezone)
+
+
+def _window(spec: str, default_zone: str) -> ClosedWindow | None:
+    parts = spec.split()
+    if not parts:
+        return None
+    if len(parts) > 2:
+        raise ValueError(f"{spec!r} is not 'HH:MM-HH:MM [Zone/Name]'")
+    return ClosedWindow.parse(parts[0], zone(parts[1] if len(parts) == 2 else default_zone))
+
+
+_WARNING_UP = [Severity.WARNING, Severity.CRITICAL, Severity.BLOCKED]
+
+
+class TicketingSection(_Strict):
+    """The ticket lifecycle policy (DESIGN.md section 6)."""
+
+    store: str = DEFAULT_STORE
+    open_after_s: NonNegative = 300.0
+    resolve_after_s: NonNegative = 1800.0
+    agent_lost_after_s: NonNegative = 900.0
+    on_clear: Literal["resolve", "comment"] = "resolve"
+    #: Problems below these stay ``pending``: recorded here, never sent to the help desk.
+    notify_severities: list[Severity] = Field(default_factory=lambda: list(_WARNING_UP))
+    closed_hours: ClosedHours = Field(default_factory=ClosedHours)
+    #: How often the service checks hold-downs, grace periods and lost agents.
+    tick_interval_s: Positive = 10.0
+    #: A dispatcher's claim on a call expires after this long (a dead worker's calls return).
+    claim_ttl_s: Positive = 300.0
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, value: str, info: ValidationInfo) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme in ("postgresql", "postgres"):
+            return value
+        if scheme != "sqlite" or not value.startswith("sqlite:///") or value == "sqlite:///":
+            raise ValueError("use sqlite:////absolute/path, sqlite:///relative or postgresql://")
+        path = Path(value.removeprefix("sqlite:///"))
+        base = (info.context or {}).get("base_dir")
+        if base is not None and not path.is_absolute():
+            return "sqlite:///" + str((Path(base) / path).resolve())
+        return value
+
+    @field_validator("notify_severities")
+    @classmethod
+    def _check_severities(cls, value: list[Severity]) -> list[Severity]:
+        return list(dict.fromkeys(value))
+
+
+_SINK_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+class _SinkBase(_Strict):
+    timeout_s: Positive = 10.0
+    #: Delivery attempts per call before it is given up (kept as ``failed`` for inspection).
+    max_attempts: int = Field(10, ge=1, le=1000)
+    retry_min_s: Positive = 5.0
+    retry_max_s: Positive = 900.0
+
+    @model_validator(mode="after")
+    def _check_retry(self) -> _SinkBase:
+        if self.retry_min_s > self.retry_max_s:
+            raise ValueError("retry_min_s must not exceed retry_max_s")
+        return self
+
+
+class WebhookSinkConfig(_SinkBase):
+    """A generic JSON webhook, signed with HMAC-SHA256 when ``secret`` is set."""
+
+    type: Literal["webhook"]
+    name: str = Field("webhook", pattern=_SINK_NAME)
+    url: Annotated[str, AfterValidator(_check_http_url)]
+    secret: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class OkdeskSinkConfig(_SinkBase):
+    """An Okdesk account (fiscal-health.md 6.2); codes are the account's, not hard-coded."""
+
+    type: Literal["okdesk"]
+    name: str = Field("okdesk", pattern=_SINK_NAME)
+    #: The account's API base, ``https://<account>.okdesk.ru/api/v1/``.
+    url: Annotated[str, AfterValidator(_check_http_url)]
+    api_token: SecretStr | None = None
+    issue_type: str | None = None
+    #: Our priority (low/normal/high/critical) -> the account's priority code.
+    priorities: dict[Literal["low", "normal", "high", "critical"], str] = Field(
+        default_factory=lambda: {p: p for p in ("low", "normal", "high", "critical")}
+    )
+    resolved_status: str = "completed"
+    reopened_status: str = "opened"
+    #: Look the register up in the equipment registry by serial to attach company/object.
+    find_equipment: bool = True
+
+
+SinkConfig = Annotated[WebhookSinkConfig | OkdeskSinkConfig, Field(discriminator="type")]
+
+
+class TicketingConfig(_Strict):
+    """The whole file."""
+
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    ticketing: TicketingSection = Field(default_factory=TicketingSection)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_sinks(self) -> TicketingConfig:
+        names = [sink.name for sink in self.sinks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sinks: duplicate name {', '.join(duplicates)} (set name = ...)")
+        return self
+
+    def sink_configs(self) -> list[WebhookSinkConfig | OkdeskSinkConfig]:
+        """The validated sink entries, secrets resolved, in file order."""
+        return list(self.sinks)
+
+    @property
+    def sink_names(self) -> list[str]:
+        """Names the store fans every help-desk call out to."""
+        return [sink.name for sink in self.sinks]
+
+
+def sink_env_name(sink: str) -> str:
+    """The environment variable that overrides the secret of the sink named ``sink``."""
+    return "KKTMON_SINK_" + "".join(c if c.isalnum() else "_" for c in sink.upper()) + "_SECRET"
+
+
+def load_config(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> TicketingConfig:
+    """Read, validate and resolve the secrets of one configuration file.
+
+    ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from exc
+    return parse_config(text, source=source, env=env)
+
+
+def parse_config(
+    text: str, source: str | os.PathLike[str] = "<config>", env: Mapping[str, str] | None = None
+) -> TicketingConfig:
+    """Validate TOML text; ``source`` names it in errors and anchors relative paths."""
+    where = Path(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
+    try:
+        config = TicketingConfig.model_validate(data, context={"base_dir": where.parent})
+    except ValidationError as exc:
+        # `from None`: the chained pydantic error echoes input values, which may be secrets.
+        raise ConfigError(f"{where}: {_describe(exc)}") from None
+    return _resolve_secrets(config, where, os.environ if env is None else env)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One ``dotted.key: message`` clause per error, without the offending values."""
+    clauses = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"]
+        # Drop what the models add to the file's shape: the tag of a tagged union
+        # (sinks[0].okdesk.url) and the folded site table (closed_hours.sites.store-001).
+        loc = tuple(
+            p
+            for i, p in enumerate(loc)
+            if not (i > 0 and isinstance(loc[i - 1], int) and p in ("webhook", "okdesk"))
+            and not (i > 0 and loc[i - 1] == "closed_hours" and p == "sites")
+        )
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        clauses.append(f"{key.lstrip('.')}: {message}" if key else message)
+    return "; ".join(clauses)
+
+
+def _resolve_secrets(
+    config: TicketingConfig, where: Path, env: Mapping[str, str]
+) -> TicketingConfig:
+    mqtt = config.mqtt
+    password = mqtt.password
+    if mqtt.password_file is not None:
+        try:
+            password = SecretStr(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: mqtt.password_file: cannot read: {exc}") from exc
+    # An empty variable counts as unset: systemd's `Environment=X=` should not blank a secret.
+    if env.get(ENV_MQTT_PASSWORD):
+        password = SecretStr(env[ENV_MQTT_PASSWORD])
+    if password is not None and mqtt.username is None:
+        raise ConfigError(f"{where}: mqtt.username: required when a password is set")
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+        file = getattr(mqtt, key)
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{where}: mqtt.{key}: no such file {file}")
+    sinks = [_sink_secret(sink, i, where, env) for i, sink in enumerate(config.sinks)]
+    return config.model_copy(
+        update={"mqtt": mqtt.model_copy(update={"password": password}), "sinks": sinks}
+    )
+
+
+def _sink_secret(
+    sink: WebhookSinkConfig | OkdeskSinkConfig, index: int, where: Path, env: Mapping[str, str]
+) -> WebhookSinkConfig | OkdeskSinkConfig:
+    variable = sink_env_name(sink.name)
+    field = "secret" if isinstance(sink, WebhookSinkConfig) else "api_token"
+    if env.get(variable):
+        return sink.model_copy(update={field: SecretStr(env[variable])})
+    if isinstance(sink, OkdeskSinkConfig) and sink.api_token is None:
+        raise ConfigError(f"{where}: sinks[{index}].api_token: required (or set {variable})")
+    return sink

@@ -1,0 +1,498 @@
+"""The ticket store: one interface, SQLite (default) or PostgreSQL, opened by URL.
+
+    store = open_store("sqlite:////var/lib/kktmon/tickets.sqlite3", policy=..., sinks=[...])
+    store.apply(ProblemRaised(...), now)       # an event, an alert, an agent status
+    store.tick(now)                            # hold-downs, grace periods, lost agents
+    store.list_tickets(include_resolved_since=now - timedelta(days=1))
+
+Every method that changes something is one database transaction: the ticket change, the
+event's dedup mark and the help-desk calls it causes (one per sink named at open) commit
+together or not at all. Exactly one live ticket per problem is the database's doing: a
+partial unique index over (site, kkt, problem, fn_serial) among unresolved tickets, an
+``INSERT ... ON CONFLICT DO NOTHING`` that loses a race is retried from a fresh read, and
+rows being changed are locked (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite). Events carrying an id are deduplicated in the same transaction.
+
+The clock comes in as ``now``; the store never reads it, so tests and replays decide time.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import partial
+from typing import Any, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from kktmon.protocol.errors import ConfigError, KktmonError, TicketStoreError
+from kktmon.protocol.health import Severity
+from kktmon.ticketing import lifecycle as lc
+from kktmon.ticketing import store_calls
+from kktmon.ticketing.calls import CallAction, HelpdeskCall
+from kktmon.ticketing.config import TicketingSection
+from kktmon.ticketing.store_calls import CallRecord
+from kktmon.ticketing.store_db import (
+    SELECT_TICKET,
+    Tx,
+    insert_ticket,
+    migrate,
+    ticket_from_row,
+    update_ticket,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Fact = lc.ProblemRaised | lc.ProblemCleared | lc.AgentSeen
+_ATTEMPTS = 8  # lost races and busy databases retry this often before giving up
+
+__all__ = [
+    "Applied",
+    "CallRecord",
+    "Fact",
+    "Outcome",
+    "OutcomeStatus",
+    "TicketRow",
+    "TicketStore",
+    "open_store",
+]
+
+
+class TicketRow(BaseModel):
+    """One line of ``kktmon tickets`` (and an item of its ``--json`` array)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    site: str
+    kkt: str
+    problem: str
+    fn_serial: str | None
+    state: lc.TicketState
+    severity: Severity
+    priority: lc.Priority
+    title: str
+    first_seen_at: AwareDatetime
+    opened_at: AwareDatetime | None
+    clearing_since: AwareDatetime | None
+    resolved_at: AwareDatetime | None
+    last_seen_at: AwareDatetime
+    block_at: AwareDatetime | None
+    external_ref: str | None
+
+    @classmethod
+    def of(cls, ticket: lc.Ticket) -> TicketRow:
+        values = ticket.model_dump(include=set(cls.model_fields))
+        return cls.model_validate(values | {"fn_serial": ticket.fn_serial or None})
+
+
+class OutcomeStatus(StrEnum):
+    CHANGED = "changed"  # a ticket (or an agent record) was written
+    DUPLICATE = "duplicate"  # the event id was seen before
+    STALE = "stale"  # older than what the store already knows
+    UNCHANGED = "unchanged"  # nothing to do
+
+
+class Applied(BaseModel):
+    """One ticket written, and the help-desk actions decided with it (each becomes one
+    call per configured sink; with no sinks they are recorded nowhere else)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket_id: int
+    site: str
+    kkt: str
+    problem: str
+    state: lc.TicketState
+    calls: list[CallAction] = Field(default_factory=list)
+
+
+class Outcome(BaseModel):
+    """What one fact did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: OutcomeStatus
+    changes: list[Applied] = Field(default_factory=list)
+
+    @property
+    def calls(self) -> list[CallAction]:
+        return [action for change in self.changes for action in change.calls]
+
+
+class _LostRaceError(Exception):
+    """Another transaction took the key first: roll back, read again, decide again."""
+
+
+class TicketStore(abc.ABC):
+    """The shared logic; subclasses bring a connection and a :class:`Dialect`."""
+
+    url: str
+    #: How messages name the store (no password).
+    label: str
+
+    def __init__(
+        self,
+        policy: TicketingSection | None = None,
+        sinks: Sequence[str] = (),
+        *,
+        claim_ttl_s: float | None = None,
+    ) -> None:
+        #: Replace on config reload; read at the start of every decision.
+        self.policy = policy or TicketingSection()
+        self.sinks = list(sinks)
+        self.claim_ttl_s = claim_ttl_s if claim_ttl_s is not None else self.policy.claim_ttl_s
+        self._lock = threading.RLock()
+        self._instance = ""
+
+    # --- what a backend provides -------------------------------------------------
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[Tx]:
+        """Begin (taking the write lock where the database has one), commit or roll back."""
+
+    @abc.abstractmethod
+    def _retryable(self, exc: Exception) -> bool:
+        """Whether the failed transaction may succeed when run again (busy, deadlock)."""
+
+    @abc.abstractmethod
+    def _database_error(self) -> type[Exception] | tuple[type[Exception], ...]:
+        """The driver's error base classes, translated to :class:`TicketStoreError`."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> TicketStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- the transaction runner --------------------------------------------------
+
+    def _run(self, work: Callable[[Tx], T]) -> T:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._lock, self._transaction() as tx:
+                    return work(tx)
+            except _LostRaceError:
+                log.debug("lost a race on a ticket key; reading again (attempt %d)", attempt)
+            except KktmonError:
+                raise
+            except self._database_error() as exc:
+                if not self._retryable(exc) or attempt == _ATTEMPTS:
+                    raise TicketStoreError(f"{self.label}: {exc}") from exc
+                time.sleep(0.01 * attempt)
+        raise TicketStoreError(f"{self.label}: still contended after {_ATTEMPTS} attempts")
+
+    def _setup(self, now: datetime) -> None:
+        self._instance = self._run(lambda tx: migrate(tx, now))
+
+    # --- facts -------------------------------------------------------------------
+
+    def apply(self, fact: Fact, now: datetime) -> Outcome:
+        """Apply one fact in its own transaction."""
+        return self._run(lambda tx: self._apply(tx, fact, now))
+
+    def apply_batch(self, facts: Sequence[Fact], now: datetime) -> list[Outcome]:
+        """Apply several facts in one transaction (one commit: cheaper under load)."""
+        return self._run(lambda tx: [self._apply(tx, fact, now) for fact in facts])
+
+    def _apply(self, tx: Tx, fact: Fact, now: datetime) -> Outcome:
+        if isinstance(fact, lc.AgentSeen):
+            return self._agent_seen(tx, fact, now)
+        if fact.event_id is not None and not self._first_sighting(tx, fact.event_id, now):
+            return Outcome(status=OutcomeStatus.DUPLICATE)
+        if isinstance(fact, lc.ProblemRaised):
+            key = (fact.site, fact.kkt, fact.problem.code, fact.fn_serial)
+            current = self._newest(tx, *key)
+            return self._outcome(tx, lc.on_raised(current, fact, now, self.policy), now)
+        return self._cleared(tx, fact, now)
+
+    def _first_sighting(self, tx: Tx, event_id: str, now: datetime) -> bool:
+        row = tx.one(
+            "INSERT INTO seen_events (event_id, seen_at) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            event_id,
+            now,
+        )
+        return row is not None
+
+    def _cleared(self, tx: Tx, fact: lc.ProblemCleared, now: datetime) -> Outcome:
+        serial = fact.fn_serial
+        if serial is None and not lc.fn_scoped(fact.code):
+            serial = ""
+        if serial is not None:
+            current = self._newest(tx, fact.site, fact.kkt, fact.code, serial)
+            scoped = fact.model_copy(update={"fn_serial": serial})
+            return self._outcome(tx, lc.on_cleared(current, scoped, now, self.policy), now)
+        # An emptied alert topic does not name the drive: clear whichever is live.
+        live = self._live(tx, fact.site, fact.kkt, fact.code)
+        changes = [lc.on_cleared(ticket, fact, now, self.policy) for ticket in live]
+        outcomes = [self._outcome(tx, change, now) for change in changes]
+        applied = [item for outcome in outcomes for item in outcome.changes]
+        status = OutcomeStatus.CHANGED if applied else OutcomeStatus.STALE
+        return Outcome(status=status, changes=applied)
+
+    def _newest(self, tx: Tx, site: str, kkt: str, code: str, serial: str) -> lc.Ticket | None:
+        row = tx.one(
+            SELECT_TICKET + " WHERE site = ? AND kkt = ? AND problem = ? AND fn_serial = ?"
+            " ORDER BY id DESC LIMIT 1" + tx.d.for_update,
+            site,
+            kkt,
+            code,
+            serial,
+        )
+        return None if row is None else ticket_from_row(tx, row)
+
+    def _live(self, tx: Tx, site: str, kkt: str, code: str) -> list[lc.Ticket]:
+        rows = tx.all(
+            SELECT_TICKET + " WHERE site = ? AND kkt = ? AND problem = ? AND state <> 'resolved'"
+            " ORDER BY id" + tx.d.for_update,
+            site,
+            kkt,
+            code,
+        )
+        return [ticket_from_row(tx, row) for row in rows]
+
+    def _outcome(self, tx: Tx, change: lc.Change | None, now: datetime) -> Outcome:
+        if change is None:
+            return Outcome(status=OutcomeStatus.STALE)
+        return Outcome(status=OutcomeStatus.CHANGED, changes=[self._write(tx, change, now)])
+
+    def _write(self, tx: Tx, change: lc.Change, now: datetime) -> Applied:
+        ticket = change.ticket
+        if ticket.id is None:
+            new_id = insert_ticket(tx, ticket)
+            if new_id is None:
+                raise _LostRaceError
+            ticket = ticket.model_copy(update={"id": new_id, "revision": 1})
+        elif update_ticket(tx, ticket):
+            ticket = ticket.model_copy(update={"revision": ticket.revision + 1})
+        else:
+            raise _LostRaceError
+        sinks, instance = self.sinks, self._instance
+        store_calls.enqueue(tx, ticket, change.calls, now, sinks=sinks, instance=instance)
+        assert ticket.id is not None
+        return Applied(
+            ticket_id=ticket.id,
+            site=ticket.site,
+            kkt=ticket.kkt,
+            problem=ticket.problem,
+            state=ticket.state,
+            calls=[intent.action for intent in change.calls],
+        )
+
+    # --- agents ------------------------------------------------------------------
+
+    def _agent_seen(self, tx: Tx, fact: lc.AgentSeen, now: datetime) -> Outcome:
+        current = self._agent(tx, fact.site, tx.d.for_update)
+        record = lc.on_agent_seen(current, fact)
+        if record is None:
+            same = current is not None and current.session == fact.session
+            return Outcome(status=OutcomeStatus.UNCHANGED if same else OutcomeStatus.STALE)
+        if current is None:
+            inserted = tx.one(
+                "INSERT INTO agents (site, session, state, last_status_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING site",
+                record.site,
+                record.session,
+                record.state,
+                record.last_status_at,
+            )
+            if inserted is None:
+                raise _LostRaceError
+        else:
+            tx.run(
+                "UPDATE agents SET session = ?, state = ?, last_status_at = ? WHERE site = ?",
+                record.session,
+                record.state,
+                record.last_status_at,
+                record.site,
+            )
+        applied: list[Applied] = []
+        if record.state is not lc.AgentState.LOST:
+            for ticket in self._live(tx, fact.site, lc.AGENT_KKT, lc.AGENT_LOST):
+                # The agent record already ruled this status the newest; the ticket's own
+                # time is the moment its grace ran out, which a late status may precede.
+                back = lc.agent_back_fact(fact, not_before=ticket.last_event_at)
+                change = lc.on_cleared(ticket, back, now, self.policy)
+                applied += self._outcome(tx, change, now).changes
+        return Outcome(status=OutcomeStatus.CHANGED, changes=applied)
+
+    def _agent(self, tx: Tx, site: str, lock: str) -> lc.AgentRecord | None:
+        row = tx.one(
+            "SELECT site, session, state, last_status_at FROM agents WHERE site = ?" + lock, site
+        )
+        if row is None:
+            return None
+        return lc.AgentRecord(
+            site=row[0],
+            session=int(row[1]),
+            state=lc.AgentState(row[2]),
+            last_status_at=tx.d.read_ts(row[3]),
+        )
+
+    # --- the periodic tick ---------------------------------------------------------
+
+    def tick(self, now: datetime) -> list[Applied]:
+        """Open tickets whose hold-down passed, resolve those whose grace passed, and
+        raise AGENT_LOST for sites lost past their grace. One transaction per ticket;
+        rows another worker is handling are skipped (it will finish them)."""
+        applied: list[Applied] = []
+        for ticket_id in self._run(lambda tx: self._due_tickets(tx, now)):
+            applied += self._run(partial(self._tick_ticket, ticket_id=ticket_id, now=now))
+        for site in self._run(lambda tx: self._lost_sites(tx, now)):
+            applied += self._run(partial(self._tick_agent, site=site, now=now))
+        return applied
+
+    def _due_tickets(self, tx: Tx, now: datetime) -> list[int]:
+        p = self.policy
+        notified = [s.value for s in p.notify_severities] or [""]
+        hold = timedelta(seconds=p.open_after_s)
+        rows = tx.all(
+            "SELECT id FROM tickets WHERE (state = 'pending'"
+            f" AND severity IN ({', '.join('?' for _ in notified)})"
+            " AND (first_seen_at <= ? OR severity = 'blocked' OR problem = ? OR block_at <= ?))"
+            " OR (state = 'clearing' AND clearing_since <= ?) ORDER BY id",
+            *notified,
+            now - hold,
+            lc.AGENT_LOST,
+            now + hold,
+            now - timedelta(seconds=p.resolve_after_s),
+        )
+        return [int(row[0]) for row in rows]
+
+    def _tick_ticket(self, tx: Tx, ticket_id: int, now: datetime) -> list[Applied]:
+        row = tx.one(SELECT_TICKET + " WHERE id = ?" + tx.d.skip_locked, ticket_id)
+        if row is None:
+            return []
+        change = lc.on_tick(ticket_from_row(tx, row), now, self.policy)
+        return [] if change is None else [self._write(tx, change, now)]
+
+    def _lost_sites(self, tx: Tx, now: datetime) -> list[str]:
+        rows = tx.all(
+            "SELECT site FROM agents a WHERE state = 'lost' AND last_status_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.site = a.site AND t.kkt = ?"
+            "   AND t.problem = ? AND t.state IN ('pending', 'open'))"
+            " ORDER BY site",
+            now - timedelta(seconds=self.policy.agent_lost_after_s),
+            lc.AGENT_KKT,
+            lc.AGENT_LOST,
+        )
+        return [str(row[0]) for row in rows]
+
+    def _tick_agent(self, tx: Tx, site: str, now: datetime) -> list[Applied]:
+        agent = self._agent(tx, site, tx.d.skip_locked)
+        due = lc.agent_lost_due(agent, self.policy) if agent is not None else None
+        if agent is None or due is None or due > now:
+            return []
+        current = self._newest(tx, site, lc.AGENT_KKT, lc.AGENT_LOST, "")
+        if current is not None and current.state in (lc.TicketState.PENDING, lc.TicketState.OPEN):
+            return []
+        change = lc.on_raised(current, lc.agent_lost_fact(agent, due), now, self.policy)
+        return self._outcome(tx, change, now).changes
+
+    # --- the dispatcher's side (CallStore) ---------------------------------------
+
+    def claim_calls(self, sink: str, limit: int, now: datetime) -> list[HelpdeskCall]:
+        """Pending calls for ``sink`` whose time has come, oldest first, leased for
+        ``claim_ttl_s``; a call waits while an earlier one of its ticket and sink is open."""
+        return self._run(lambda tx: store_calls.claim(tx, sink, limit, now, self.claim_ttl_s))
+
+    def complete_call(self, call_id: int, external_ref: str | None, now: datetime) -> None:
+        """Record success; for OPEN, keep the help desk's reference."""
+        self._run(lambda tx: store_calls.complete(tx, call_id, external_ref, now))
+
+    def fail_call(self, call_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failure; ``retry_at`` None gives the call up (kept as ``failed``)."""
+        self._run(lambda tx: store_calls.fail(tx, call_id, error, retry_at))
+
+    # --- queries -----------------------------------------------------------------
+
+    def list_tickets(self, include_resolved_since: datetime | None = None) -> list[TicketRow]:
+        """Live tickets, plus those resolved since the given time that had reached the
+        help desk; by ``block_at`` (soonest first, none last), then age."""
+        where = "state <> 'resolved'"
+        params: list[object] = []
+        if include_resolved_since is not None:
+            where += " OR (opened_at IS NOT NULL AND resolved_at >= ?)"
+            params.append(include_resolved_since)
+        order = "block_at IS NULL, block_at, first_seen_at, id"
+        sql = f"{SELECT_TICKET} WHERE {where} ORDER BY {order}"
+        tickets = self._run(lambda tx: [ticket_from_row(tx, r) for r in tx.all(sql, *params)])
+        return [TicketRow.of(ticket) for ticket in tickets]
+
+    def tickets(self, site: str | None = None) -> list[lc.Ticket]:
+        """Every stored ticket (tombstones included), of one site or all, in id order."""
+        where, params = (" WHERE site = ?", [site]) if site is not None else ("", [])
+        sql = f"{SELECT_TICKET}{where} ORDER BY id"
+        return self._run(lambda tx: [ticket_from_row(tx, r) for r in tx.all(sql, *params)])
+
+    def ticket(self, ticket_id: int) -> lc.Ticket | None:
+        def work(tx: Tx) -> lc.Ticket | None:
+            row = tx.one(SELECT_TICKET + " WHERE id = ?", ticket_id)
+            return None if row is None else ticket_from_row(tx, row)
+
+        return self._run(work)
+
+    def calls(self, ticket_id: int | None = None) -> list[CallRecord]:
+        """The outbox rows, of one ticket or all, in id order."""
+        return self._run(lambda tx: store_calls.records(tx, ticket_id))
+
+    def agents(self) -> list[lc.AgentRecord]:
+        def work(tx: Tx) -> list[lc.AgentRecord]:
+            sites = [str(row[0]) for row in tx.all("SELECT site FROM agents ORDER BY site")]
+            found = [self._agent(tx, site, "") for site in sites]
+            return [agent for agent in found if agent is not None]
+
+        return self._run(work)
+
+    def prune(self, now: datetime, *, events_days: float = 30, resolved_days: float = 365) -> int:
+        """Forget old dedup marks and long-resolved tickets (their calls go with them)."""
+
+        def work(tx: Tx) -> int:
+            gone = tx.run(
+                "DELETE FROM seen_events WHERE seen_at < ?", now - timedelta(days=events_days)
+            )
+            gone += tx.run(
+                "DELETE FROM tickets WHERE state = 'resolved' AND resolved_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM helpdesk_calls c WHERE c.ticket_id = tickets.id"
+                "   AND c.state IN ('pending', 'claimed'))",
+                now - timedelta(days=resolved_days),
+            )
+            return gone
+
+        return self._run(work)
+
+
+def open_store(
+    url: str,
+    *,
+    policy: TicketingSection | None = None,
+    sinks: Sequence[str] = (),
+    now: datetime | None = None,
+    claim_ttl_s: float | None = None,
+) -> TicketStore:
+    """Open (creating or migrating) the store at ``url``.
+
+    ``sqlite:////abs/path`` or ``sqlite:///relative/path`` -> SQLite (WAL);
+    ``postgresql://...`` or ``postgres://...`` -> PostgreSQL through psycopg 3.
+    """
+    options: dict[str, Any] = {"policy": policy, "sinks": sinks, "claim_ttl_s": claim_ttl_s}
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        from kktmon.ticketing.store_sqlite import SqliteTicketStore
+
+        return SqliteTicketStore(url, now=now, **options)
+    if url.startswith(("postgresql://", "postgres://")):
+        from kktmon.ticketing.store_postgres import PostgresTicketStore
+
+        return PostgresTicketStore(url, now=now, **options)
+    raise ConfigError(f"ticket store URL {url!r}: use sqlite:///path or postgresql://...")

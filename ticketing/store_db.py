@@ -1,0 +1,268 @@
+"""The SQL the two ticket stores share: schema, migrations, a thin transaction handle.
+
+One schema for SQLite and PostgreSQL; only three column types differ (identity ids,
+timestamps, JSON), so the DDL is written once with those as placeholders. Statements use
+``?`` parameters and the PostgreSQL dialect rewrites them to ``%s``: keep literal ``?``
+and ``%`` out of SQL text. Timestamps are TEXT in SQLite, always UTC in one fixed ISO
+format, so ``<``/``>`` on the column compare instants; PostgreSQL uses ``timestamptz``.
+
+Migrations are idempotent (``IF NOT EXISTS``) and run in one transaction under the
+store's write lock (``BEGIN IMMEDIATE`` / an advisory lock), so workers starting together
+on a fresh database agree. A database newer than this code is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from kktmon.protocol.errors import TicketStoreError
+from kktmon.ticketing.lifecycle import Ticket
+from kktmon.ticketing.text import TicketFacts
+
+SCHEMA_VERSION = 1
+
+
+class Dialect(Protocol):
+    """What differs between the databases, beyond the connection itself."""
+
+    name: str
+    #: Appended to a SELECT that reads rows the transaction will change ("" on SQLite,
+    #: whose ``BEGIN IMMEDIATE`` already serialises writers).
+    for_update: str
+    #: The same for rows another worker may be handling: skip them instead of waiting.
+    skip_locked: str
+    id_type: str
+    ts_type: str
+    json_type: str
+    #: A statement that serialises concurrent migrations, or "".
+    migration_lock: str
+
+    def sql(self, text: str) -> str: ...
+    def ts(self, value: datetime) -> Any: ...
+    def read_ts(self, value: Any) -> datetime: ...
+    def json(self, value: dict[str, Any]) -> Any: ...
+    def read_json(self, value: Any) -> dict[str, Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+
+class Tx:
+    """One open transaction: parameter conversion and row fetching."""
+
+    def __init__(self, conn: Connection, dialect: Dialect) -> None:
+        self.conn = conn
+        self.d = dialect
+
+    def _params(self, params: Sequence[object]) -> list[Any]:
+        out: list[Any] = []
+        for value in params:
+            if isinstance(value, datetime):
+                out.append(self.d.ts(value))
+            elif isinstance(value, Enum):
+                out.append(value.value)
+            elif isinstance(value, dict):
+                out.append(self.d.json(value))
+            else:
+                out.append(value)
+        return out
+
+    def run(self, sql: str, *params: object) -> int:
+        """Execute; the number of rows changed."""
+        cursor = self.conn.execute(self.d.sql(sql), self._params(params))
+        return int(cursor.rowcount)
+
+    def one(self, sql: str, *params: object) -> tuple[Any, ...] | None:
+        cursor = self.conn.execute(self.d.sql(sql), self._params(params))
+        row = cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    def all(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        cursor = self.conn.execute(self.d.sql(sql), self._params(params))
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def ts_or_none(self, value: Any) -> datetime | None:
+        return None if value is None else self.d.read_ts(value)
+
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tickets (
+    id {id},
+    site TEXT NOT NULL,
+    kkt TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    fn_serial TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL CHECK (state IN ('pending', 'open', 'clearing', 'resolved')),
+    severity TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    facts {json} NOT NULL,
+    block_at {ts},
+    first_seen_at {ts} NOT NULL,
+    opened_at {ts},
+    clearing_since {ts},
+    resolved_at {ts},
+    last_event_at {ts} NOT NULL,
+    last_seen_at {ts} NOT NULL,
+    external_ref TEXT,
+    revision BIGINT NOT NULL DEFAULT 1
+);
+-- The database, not memory, decides that a problem has one live ticket.
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_live ON tickets (site, kkt, problem, fn_serial)
+    WHERE state <> 'resolved';
+CREATE INDEX IF NOT EXISTS tickets_by_key ON tickets (site, kkt, problem, fn_serial, id);
+CREATE INDEX IF NOT EXISTS tickets_by_state ON tickets (state, block_at);
+CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY, seen_at {ts} NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_events_by_time ON seen_events (seen_at);
+CREATE TABLE IF NOT EXISTS helpdesk_calls (
+    id {id},
+    ticket_id BIGINT NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
+    sink TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('open', 'comment', 'escalate', 'reopen', 'resolve')),
+    idempotency_key TEXT NOT NULL UNIQUE,
+    comment TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'claimed', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    claimed_until {ts},
+    retry_at {ts},
+    last_error TEXT,
+    created_at {ts} NOT NULL,
+    completed_at {ts},
+    external_ref TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_due ON helpdesk_calls (sink, state, id);
+CREATE INDEX IF NOT EXISTS calls_by_ticket ON helpdesk_calls (ticket_id, sink, id);
+CREATE TABLE IF NOT EXISTS agents (
+    site TEXT PRIMARY KEY,
+    session BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('online', 'offline', 'lost')),
+    last_status_at {ts} NOT NULL
+);
+"""
+
+#: version -> statements; append, never edit a released one.
+MIGRATIONS: dict[int, str] = {1: _TABLES}
+
+
+def _statements(script: str, d: Dialect) -> list[str]:
+    body = "\n".join(
+        line
+        for line in script.format(id=d.id_type, ts=d.ts_type, json=d.json_type).splitlines()
+        if not line.lstrip().startswith("--")
+    )
+    return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
+
+
+def migrate(tx: Tx, now: datetime) -> str:
+    """Bring the schema up to date; returns this database's instance id."""
+    if tx.d.migration_lock:
+        tx.run(tx.d.migration_lock)
+    tx.run(
+        "CREATE TABLE IF NOT EXISTS schema_version"
+        f" (version INTEGER PRIMARY KEY, applied_at {tx.d.ts_type} NOT NULL)"
+    )
+    row = tx.one("SELECT MAX(version) FROM schema_version")
+    current = int(row[0]) if row is not None and row[0] is not None else 0
+    if current > SCHEMA_VERSION:
+        raise TicketStoreError(
+            f"ticket store schema version {current} is newer than this kktmon ({SCHEMA_VERSION})"
+        )
+    for version in sorted(v for v in MIGRATIONS if v > current):
+        for statement in _statements(MIGRATIONS[version], tx.d):
+            tx.run(statement)
+        tx.run(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            version,
+            now,
+        )
+    # Part of every idempotency key: a rebuilt database must not reuse a key of the old one.
+    tx.run(
+        "INSERT INTO meta (key, value) VALUES ('instance', ?) ON CONFLICT DO NOTHING",
+        uuid.uuid4().hex[:12],
+    )
+    found = tx.one("SELECT value FROM meta WHERE key = 'instance'")
+    assert found is not None
+    return str(found[0])
+
+
+TICKET_COLUMNS = (
+    "id",
+    "site",
+    "kkt",
+    "problem",
+    "fn_serial",
+    "state",
+    "severity",
+    "priority",
+    "title",
+    "description",
+    "facts",
+    "block_at",
+    "first_seen_at",
+    "opened_at",
+    "clearing_since",
+    "resolved_at",
+    "last_event_at",
+    "last_seen_at",
+    "external_ref",
+    "revision",
+)
+SELECT_TICKET = "SELECT " + ", ".join(TICKET_COLUMNS) + " FROM tickets"
+_TS_COLUMNS = frozenset(
+    {
+        "block_at",
+        "first_seen_at",
+        "opened_at",
+        "clearing_since",
+        "resolved_at",
+        "last_event_at",
+        "last_seen_at",
+    }
+)
+
+
+def ticket_from_row(tx: Tx, row: tuple[Any, ...]) -> Ticket:
+    values = dict(zip(TICKET_COLUMNS, row, strict=True))
+    for column in _TS_COLUMNS:
+        values[column] = tx.ts_or_none(values[column])
+    values["facts"] = TicketFacts.model_validate(tx.d.read_json(values["facts"]))
+    return Ticket.model_validate(values)
+
+
+def ticket_params(ticket: Ticket) -> list[object]:
+    """Values for every column but ``id`` and ``revision``, in :data:`TICKET_COLUMNS` order."""
+    facts = ticket.facts.model_dump(mode="json")
+    values = ticket.model_dump() | {"facts": facts}
+    return [values[column] for column in TICKET_COLUMNS[1:-1]]
+
+
+def insert_ticket(tx: Tx, ticket: Ticket) -> int | None:
+    """Insert a new ticket; None when another live ticket holds the key (the caller retries)."""
+    columns = TICKET_COLUMNS[1:-1]
+    row = tx.one(
+        f"INSERT INTO tickets ({', '.join(columns)}, revision)"
+        f" VALUES ({', '.join('?' for _ in columns)}, 1) ON CONFLICT DO NOTHING RETURNING id",
+        *ticket_params(ticket),
+    )
+    return None if row is None else int(row[0])
+
+
+def update_ticket(tx: Tx, ticket: Ticket) -> bool:
+    """Write a changed ticket; False when its revision moved on meanwhile (the caller retries)."""
+    columns = TICKET_COLUMNS[1:-1]
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    changed = tx.run(
+        f"UPDATE tickets SET {assignments}, revision = revision + 1 WHERE id = ? AND revision = ?",
+        *ticket_params(ticket),
+        ticket.id,
+        ticket.revision,
+    )
+    return changed == 1
