@@ -8,6 +8,8 @@ Commands::
     kktmon agent        --config FILE                    the service (systemd unit)
     kktmon check-config --config FILE                    validate a config, name the bad key
     kktmon outbox       --config FILE [--json]           depth, oldest age, drops of the spool
+    kktmon ticketing    --config FILE                    the service centre's ticket maker
+    kktmon tickets      --config FILE [--json]           open and recent tickets
 
 Exit status: 0 when the register answered, 1 when it did not (with one line on stderr
 naming the URL and what to check), 2 for bad command-line input or configuration.
@@ -79,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         ("agent", _agent, "run the monitoring service"),
         ("check-config", _check_config, "validate a configuration file"),
         ("outbox", _outbox, "show the local spool of unsent messages"),
+        ("ticketing", _ticketing, "run the central ticketing subscriber"),
+        ("tickets", _tickets, "show open and recent tickets, most urgent first"),
     ):
         command = sub.add_parser(name, help=text)
         command.add_argument("--config", required=True, help="TOML configuration file")
@@ -178,6 +182,19 @@ def _agent(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logging.getLogger().setLevel(config.agent.log_level)
     return AgentService(config, Path(args.config)).run()
+
+
+def _ticketing(args: argparse.Namespace) -> int:
+    # The centre's side lives in kktmon.ticketing; the CLI only dispatches to it.
+    from kktmon.ticketing.cli import run_ticketing
+
+    return run_ticketing(args.config)
+
+
+def _tickets(args: argparse.Namespace) -> int:
+    from kktmon.ticketing.cli import show_tickets
+
+    return show_tickets(args.config, args.json)
 
 
 if __name__ == "__main__":

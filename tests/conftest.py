@@ -6,11 +6,14 @@ later tests flaky in ways that are hard to trace back.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from mqtt_broker import Broker, free_port, mosquitto_binary
 
 GRACE_S = 2.0
 
@@ -27,3 +30,41 @@ def no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.02)
     pytest.fail(f"test leaked threads: {[t.name for t in leaked]}")
+
+
+@pytest.fixture
+def tcp_port() -> Callable[[], int]:
+    """``tcp_port()``: a loopback port that was free a moment ago."""
+    return free_port
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """``factory(extra="", name="broker", port=None, raw=None)``: start a broker.
+
+    ``extra`` lines are appended to a default configuration (one with its own ``listener``
+    line replaces the default plain listener); ``raw`` is a whole configuration file
+    instead. ``{port}`` and ``{folder}`` are filled in either way (double other braces).
+    """
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    brokers: list[Broker] = []
+
+    def factory(
+        extra: str = "", name: str = "broker", port: int | None = None, raw: str | None = None
+    ) -> Broker:
+        broker = Broker(binary, tmp_path / name, extra, port, raw)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield factory
+    for broker in brokers:
+        broker.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: Callable[..., Broker]) -> Broker:
+    """An anonymous broker on a free loopback port."""
+    return mosquitto_factory()

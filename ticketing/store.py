@@ -46,6 +46,7 @@ from kktmon.ticketing.store_db import (
     ticket_from_row,
     update_ticket,
 )
+from kktmon.ticketing.text import Scalar
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,17 @@ class TicketRow(BaseModel):
     def of(cls, ticket: lc.Ticket) -> TicketRow:
         values = ticket.model_dump(include=set(cls.model_fields))
         return cls.model_validate(values | {"fn_serial": ticket.fn_serial or None})
+
+
+class DeviceState(BaseModel):
+    """One register's newest state facts, as the subscriber batches them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site: str
+    kkt: str
+    facts: dict[str, Scalar]
+    taken_at: AwareDatetime
 
 
 class OutcomeStatus(StrEnum):
@@ -416,6 +428,34 @@ class TicketStore(abc.ABC):
         self._run(lambda tx: store_calls.fail(tx, call_id, error, retry_at))
 
     # --- queries -----------------------------------------------------------------
+
+    def record_states(self, states: Sequence[DeviceState]) -> int:
+        """Upsert the newest facts of many registers in one transaction; older ones lose."""
+
+        def work(tx: Tx) -> int:
+            changed = 0
+            for state in states:
+                changed += tx.run(
+                    "INSERT INTO devices (site, kkt, facts, taken_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (site, kkt) DO UPDATE SET facts = excluded.facts,"
+                    " taken_at = excluded.taken_at WHERE excluded.taken_at > devices.taken_at",
+                    state.site,
+                    state.kkt,
+                    dict(state.facts),
+                    state.taken_at,
+                )
+            return changed
+
+        return self._run(work) if states else 0
+
+    def device_facts(self, site: str, kkt: str) -> dict[str, Any] | None:
+        """The newest recorded state facts of one register, if any worker recorded them."""
+
+        def work(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("SELECT facts FROM devices WHERE site = ? AND kkt = ?", site, kkt)
+            return None if row is None else tx.d.read_json(row[0])
+
+        return self._run(work)
 
     def list_tickets(self, include_resolved_since: datetime | None = None) -> list[TicketRow]:
         """Live tickets, plus those resolved since the given time that had reached the

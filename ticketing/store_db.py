@@ -146,6 +146,14 @@ CREATE TABLE IF NOT EXISTS agents (
     state TEXT NOT NULL CHECK (state IN ('online', 'offline', 'lost')),
     last_status_at {ts} NOT NULL
 );
+-- The newest state facts of every register, for ticket texts (written in batches).
+CREATE TABLE IF NOT EXISTS devices (
+    site TEXT NOT NULL,
+    kkt TEXT NOT NULL,
+    facts {json} NOT NULL,
+    taken_at {ts} NOT NULL,
+    PRIMARY KEY (site, kkt)
+);
 """
 
 #: version -> statements; append, never edit a released one.

@@ -1,0 +1,120 @@
+"""A real Mosquitto process for tests, on a free loopback port (never the system broker)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+START_TIMEOUT_S = 10.0
+
+
+def mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    if found is None and os.access("/usr/sbin/mosquitto", os.X_OK):
+        found = "/usr/sbin/mosquitto"
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Broker:
+    """One Mosquitto process; ``port`` stays the same across :meth:`stop` and :meth:`start`."""
+
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        extra: str = "",
+        port: int | None = None,
+        raw: str | None = None,
+    ) -> None:
+        self.binary = binary
+        self.folder = folder
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.log_path = folder / "mosquitto.log"
+        self.conf_path = folder / "mosquitto.conf"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = self._config(extra) if raw is None else raw
+        self.conf_path.write_text(text.format(port=self.port, folder=folder), encoding="utf-8")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _config(self, extra: str) -> str:
+        listener = "" if "listener " in extra else "listener {port} 127.0.0.1\n"
+        anonymous = "" if "allow_anonymous" in extra else "allow_anonymous true\n"
+        return (
+            f"user {getpass.getuser()}\n"  # as root, mosquitto would drop to 'mosquitto'
+            f"{listener}{anonymous}"
+            "persistence true\n"
+            "persistence_location {folder}/\n"
+            "autosave_interval 0\n"
+            "log_dest file {folder}/mosquitto.log\n"
+            "log_type all\n"
+            f"{extra}\n"
+        )
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [self.binary, "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited at start:\n{self.log()}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on {self.port}:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the broker (SIGTERM saves retained messages; SIGKILL loses the unsaved)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def signal(self, sig: int) -> None:
+        """E.g. SIGSTOP to freeze the broker with connections open (messages go unanswered)."""
+        if self._process is not None:
+            self._process.send_signal(sig)
+
+    def save(self) -> None:
+        """Write the persistence file now (SIGUSR1), so a SIGKILL keeps sessions made so far."""
+        db = self.folder / "mosquitto.db"
+        before = db.stat().st_mtime_ns if db.exists() else None
+        self.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not db.exists() or db.stat().st_mtime_ns == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not save its persistence file")
+            time.sleep(0.01)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+        except OSError:
+            return ""
