@@ -67,10 +67,10 @@ class Intake:
             return Translated(state=state)
         if topic.kind == "status":
             status = AgentStatus.model_validate_json(payload)
-            state = lc.AgentState(status.state.value)
+            agent_state = lc.AgentState(status.state.value)
             return Translated(
                 fact=lc.AgentSeen(
-                    site=topic.site, state=state, session=status.session, at=received_at
+                    site=topic.site, state=agent_state, session=status.session, at=received_at
                 )
             )
         if topic.kind == "alert" and topic.kkt and topic.code:

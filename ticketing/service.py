@@ -72,7 +72,7 @@ def build_sinks(config: TicketingConfig) -> dict[str, Sink]:
                 entry.url,
                 token,
                 issue_type=entry.issue_type,
-                priorities=dict(entry.priorities),
+                priorities={str(k): v for k, v in entry.priorities.items()},
                 resolved_status=entry.resolved_status,
                 reopened_status=entry.reopened_status,
                 timeout_s=entry.timeout_s,
