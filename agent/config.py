@@ -25,55 +25,36 @@ comes, in order of precedence, from ``KKTMON_MQTT_PASSWORD``, ``mqtt.password_fi
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from kktmon.agent.outbox import OutboxLimits
 from kktmon.drivers.base import DriverOptions
-from kktmon.protocol.errors import ConfigError
+from kktmon.protocol.settings import (
+    ENV_MQTT_PASSWORD,
+    ConfigPath,
+    MqttSettings,
+    Positive,
+    StrictModel,
+    check_topic_level,
+    parse_toml,
+    read_config_text,
+    resolve_mqtt_secrets,
+    validate_config,
+)
 
-ENV_MQTT_PASSWORD = "KKTMON_MQTT_PASSWORD"
 ENV_MQTT_TLS_KEY_PASSWORD = "KKTMON_MQTT_TLS_KEY_PASSWORD"
-
-_TOPIC_FORBIDDEN = set("/+#\x00")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["ENV_MQTT_PASSWORD", "AgentConfig", "MqttConfig", "load_config", "parse_config"]
 
 
-def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    return Path(base) / value if base is not None and not value.is_absolute() else value
-
-
-#: A path written in the file: relative paths resolve against the file's folder.
-ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
-Positive = Annotated[float, Field(gt=0)]
-
-
-def _check_topic_level(value: str) -> str:
-    if not value or any(ch in _TOPIC_FORBIDDEN or ch.isspace() for ch in value):
-        raise ValueError("must be non-empty without '/', '+', '#', NUL or whitespace")
-    return value
-
-
-class AgentSection(_Strict):
+class AgentSection(StrictModel):
     """How often and where the agent works."""
 
     poll_interval_s: Positive = 60.0
@@ -84,77 +65,20 @@ class AgentSection(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class MqttConfig(_Strict):
-    """The broker connection (DESIGN.md section 4)."""
+class MqttConfig(MqttSettings):
+    """The broker connection (DESIGN.md section 4) and how to get it back."""
 
-    url: str = "mqtt://127.0.0.1:1883"
-    topic_prefix: str = "kktmon/v1"
-    client_id: str | None = Field(None, min_length=1, max_length=128)
-    protocol: Literal["auto", "5", "3.1.1"] = "auto"
-    username: str | None = Field(None, min_length=1)
-    password: SecretStr | None = None
-    password_file: ConfigPath | None = None
-    tls_ca_file: ConfigPath | None = None
-    tls_cert_file: ConfigPath | None = None
-    tls_key_file: ConfigPath | None = None
-    tls_key_password: SecretStr | None = None
-    keepalive_s: int = Field(60, ge=5, le=65535)
-    connect_timeout_s: Positive = 10.0
     reconnect_min_s: Positive = 1.0
     reconnect_max_s: Positive = 120.0
 
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError("scheme must be mqtt:// or mqtts:// (TLS)")
-        if not parts.hostname:
-            raise ValueError("needs a host, e.g. mqtt://broker.example:1883")
-        if parts.username or parts.password:
-            raise ValueError("put credentials in mqtt.username / mqtt.password, not the URL")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("must not carry a path, query or fragment")
-        if parts.port == 0:  # .port itself raises ValueError outside 0-65535
-            raise ValueError("port must be 1-65535")
-        return value
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        if value.startswith("$"):
-            raise ValueError("must not start with '$' (reserved for the broker)")
-        for level in value.split("/"):
-            _check_topic_level(level)
-        return value
-
     @model_validator(mode="after")
-    def _check_combinations(self) -> MqttConfig:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set password or password_file, not both")
+    def _check_backoff(self) -> MqttConfig:
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
-        if self.tls_key_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_key_file needs tls_cert_file")
-        uses_tls = any((self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
-        if uses_tls and not self.tls:
-            raise ValueError("tls_* files need an mqtts:// url")
         return self
 
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.tls else 1883)
-
-
-class DeviceConfig(_Strict):
+class DeviceConfig(StrictModel):
     """One register: how to reach it and how patiently.
 
     Timeouts left unset keep the vendor driver's defaults (:class:`DriverOptions`).
@@ -187,7 +111,7 @@ class DeviceConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_topic_level(value)
+        return None if value is None else check_topic_level(value)
 
     @property
     def label(self) -> str:
@@ -204,7 +128,7 @@ _DRIVER_KEYS = (
 )
 
 
-class OutboxConfig(_Strict):
+class OutboxConfig(StrictModel):
     """Bounds of the spool; beyond them the oldest state snapshots go, events stay."""
 
     max_rows: int = Field(100_000, ge=10)
@@ -219,7 +143,7 @@ class OutboxConfig(_Strict):
         )
 
 
-class RulesConfig(_Strict):
+class RulesConfig(StrictModel):
     """Thresholds of fiscal-health.md section 5 and the hysteresis of DESIGN.md section 3."""
 
     fn_expiry_info_days: int = Field(45, ge=0)
@@ -259,7 +183,7 @@ class RulesConfig(_Strict):
         return self
 
 
-class AgentConfig(_Strict):
+class AgentConfig(StrictModel):
     """The whole file."""
 
     site: str = Field(max_length=64)
@@ -272,7 +196,7 @@ class AgentConfig(_Strict):
     @field_validator("site")
     @classmethod
     def _check_site(cls, value: str) -> str:
-        return _check_topic_level(value)
+        return check_topic_level(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -309,11 +233,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`.
     """
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read: {exc}") from exc
-    return parse_config(text, source=source, env=env)
+    return parse_config(read_config_text(source), source=source, env=env)
 
 
 def parse_config(
@@ -321,51 +241,7 @@ def parse_config(
 ) -> AgentConfig:
     """Validate TOML text; ``source`` names it in errors and anchors relative paths."""
     where = Path(source)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
-    try:
-        config = AgentConfig.model_validate(data, context={"base_dir": where.parent})
-    except ValidationError as exc:
-        # `from None`: the chained pydantic error echoes input values, which may be secrets.
-        raise ConfigError(f"{where}: {_describe(exc)}") from None
-    return _resolve_secrets(config, where, os.environ if env is None else env)
-
-
-def _describe(exc: ValidationError) -> str:
-    """One ``dotted.key: message`` clause per error, without the offending values."""
-    clauses = []
-    for error in exc.errors(include_url=False, include_input=False):
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (a typo?)"
-        elif error["type"] == "missing":
-            message = "required key is missing"
-        clauses.append(f"{key.lstrip('.')}: {message}" if key else message)
-    return "; ".join(clauses)
-
-
-def _resolve_secrets(config: AgentConfig, where: Path, env: Mapping[str, str]) -> AgentConfig:
-    mqtt = config.mqtt
-    password = mqtt.password
-    if mqtt.password_file is not None:
-        try:
-            password = SecretStr(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: mqtt.password_file: cannot read: {exc}") from exc
-    # An empty variable counts as unset: systemd's `Environment=X=` should not blank a secret.
-    if env.get(ENV_MQTT_PASSWORD):
-        password = SecretStr(env[ENV_MQTT_PASSWORD])
-    key_password = mqtt.tls_key_password
-    if env.get(ENV_MQTT_TLS_KEY_PASSWORD):
-        key_password = SecretStr(env[ENV_MQTT_TLS_KEY_PASSWORD])
-    if password is not None and mqtt.username is None:
-        raise ConfigError(f"{where}: mqtt.username: required when a password is set")
-    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
-        file = getattr(mqtt, key)
-        if file is not None and not file.is_file():
-            raise ConfigError(f"{where}: mqtt.{key}: no such file {file}")
-    update = {"password": password, "tls_key_password": key_password}
-    return config.model_copy(update={"mqtt": mqtt.model_copy(update=update)})
+    config = validate_config(AgentConfig, parse_toml(text, where), where)
+    env = os.environ if env is None else env
+    update = resolve_mqtt_secrets(config.mqtt, where, env, ENV_MQTT_TLS_KEY_PASSWORD)
+    return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=update)})

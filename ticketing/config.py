@@ -34,7 +34,6 @@ characters as ``_``) overrides a webhook's ``secret`` or an Okdesk sink's ``api_
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,7 +45,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -54,105 +52,38 @@ from pydantic import (
 
 from kktmon.protocol.errors import ConfigError
 from kktmon.protocol.health import Severity
+from kktmon.protocol.settings import (
+    ENV_MQTT_PASSWORD,
+    ConfigPath,
+    Loc,
+    MqttSettings,
+    NonNegative,
+    Positive,
+    StrictModel,
+    check_topic_level,
+    parse_toml,
+    read_config_text,
+    resolve_mqtt_secrets,
+    validate_config,
+)
+from kktmon.protocol.topics import check_level
 from kktmon.ticketing.hours import ClosedWindow, zone
 
-ENV_MQTT_PASSWORD = "KKTMON_MQTT_PASSWORD"
 DEFAULT_STORE = "sqlite:////var/lib/kktmon/tickets.sqlite3"
-
-_TOPIC_FORBIDDEN = set("/+#\x00")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["ENV_MQTT_PASSWORD", "ConfigPath", "TicketingConfig", "load_config", "parse_config"]
 
 
-def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    return Path(base) / value if base is not None and not value.is_absolute() else value
-
-
-#: A path written in the file: relative paths resolve against the file's folder.
-ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-
-
-def _check_topic_level(value: str) -> str:
-    if not value or any(ch in _TOPIC_FORBIDDEN or ch.isspace() for ch in value):
-        raise ValueError("must be non-empty without '/', '+', '#', NUL or whitespace")
-    return value
-
-
-class MqttSection(_Strict):
+class MqttSection(MqttSettings):
     """The central broker connection; workers share ``$share/<shared_group>/...``."""
 
-    url: str = "mqtt://127.0.0.1:1883"
-    topic_prefix: str = "kktmon/v1"
     #: None: the service makes a unique one per process (shared subscriptions need that).
     client_id: str | None = Field(None, min_length=1, max_length=128)
     shared_group: str = "kktmon-ticketing"
-    protocol: Literal["auto", "5", "3.1.1"] = "auto"
-    username: str | None = Field(None, min_length=1)
-    password: SecretStr | None = None
-    password_file: ConfigPath | None = None
-    tls_ca_file: ConfigPath | None = None
-    tls_cert_file: ConfigPath | None = None
-    tls_key_file: ConfigPath | None = None
-    keepalive_s: int = Field(60, ge=5, le=65535)
-    connect_timeout_s: Positive = 10.0
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError("scheme must be mqtt:// or mqtts:// (TLS)")
-        if not parts.hostname:
-            raise ValueError("needs a host, e.g. mqtt://broker.example:1883")
-        if parts.username or parts.password:
-            raise ValueError("put credentials in mqtt.username / mqtt.password, not the URL")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("must not carry a path, query or fragment")
-        if parts.port == 0:  # .port itself raises ValueError outside 0-65535
-            raise ValueError("port must be 1-65535")
-        return value
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        if value.startswith("$"):
-            raise ValueError("must not start with '$' (reserved for the broker)")
-        for level in value.split("/"):
-            _check_topic_level(level)
-        return value
 
     @field_validator("shared_group")
     @classmethod
     def _check_group(cls, value: str) -> str:
-        return _check_topic_level(value)
-
-    @model_validator(mode="after")
-    def _check_combinations(self) -> MqttSection:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set password or password_file, not both")
-        if self.tls_key_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_key_file needs tls_cert_file")
-        uses_tls = any((self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
-        if uses_tls and not self.tls:
-            raise ValueError("tls_* files need an mqtts:// url")
-        return self
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+        return check_topic_level(value)
 
 
 def _check_window_spec(spec: str) -> str:
@@ -196,8 +127,12 @@ class ClosedHours(BaseModel):
     @classmethod
     def _check_sites(cls, value: dict[str, str]) -> dict[str, str]:
         for site in value:
-            if not site or any(ch in _TOPIC_FORBIDDEN or ch.isspace() for ch in site):
-                raise ValueError(f"{site!r} is not a site id (no '/', '+', '#', whitespace)")
+            try:
+                check_level(site)
+            except ValueError:
+                raise ValueError(
+                    f"{site!r} is not a site id (no '/', '+', '#', whitespace)"
+                ) from None
         return value
 
     def window_for(self, site: str) -> ClosedWindow | None:
@@ -217,7 +152,7 @@ def _window(spec: str, default_zone: str) -> ClosedWindow | None:
 _WARNING_UP = [Severity.WARNING, Severity.CRITICAL, Severity.BLOCKED]
 
 
-class TicketingSection(_Strict):
+class TicketingSection(StrictModel):
     """The ticket lifecycle policy (DESIGN.md section 6)."""
 
     store: str = DEFAULT_STORE
@@ -263,7 +198,7 @@ def _check_http_url(value: str) -> str:
     return value
 
 
-class _SinkBase(_Strict):
+class _SinkBase(StrictModel):
     timeout_s: Positive = 10.0
     #: Delivery attempts per call before it is given up (kept as ``failed`` for inspection).
     max_attempts: int = Field(10, ge=1, le=1000)
@@ -309,7 +244,7 @@ class OkdeskSinkConfig(_SinkBase):
 SinkConfig = Annotated[WebhookSinkConfig | OkdeskSinkConfig, Field(discriminator="type")]
 
 
-class TicketingConfig(_Strict):
+class TicketingConfig(StrictModel):
     """The whole file."""
 
     mqtt: MqttSection = Field(default_factory=MqttSection)
@@ -347,11 +282,7 @@ def load_config(
     ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`.
     """
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read: {exc}") from exc
-    return parse_config(text, source=source, env=env)
+    return parse_config(read_config_text(source), source=source, env=env)
 
 
 def parse_config(
@@ -359,64 +290,27 @@ def parse_config(
 ) -> TicketingConfig:
     """Validate TOML text; ``source`` names it in errors and anchors relative paths."""
     where = Path(source)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
-    try:
-        config = TicketingConfig.model_validate(data, context={"base_dir": where.parent})
-    except ValidationError as exc:
-        # `from None`: the chained pydantic error echoes input values, which may be secrets.
-        raise ConfigError(f"{where}: {_describe(exc)}") from None
+    config = validate_config(TicketingConfig, parse_toml(text, where), where, _file_shape)
     return _resolve_secrets(config, where, os.environ if env is None else env)
 
 
-def _describe(exc: ValidationError) -> str:
-    """One ``dotted.key: message`` clause per error, without the offending values."""
-    clauses = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = error["loc"]
-        # Drop what the models add to the file's shape: the tag of a tagged union
-        # (sinks[0].okdesk.url) and the folded site table (closed_hours.sites.store-001).
-        loc = tuple(
-            p
-            for i, p in enumerate(loc)
-            if not (i > 0 and isinstance(loc[i - 1], int) and p in ("webhook", "okdesk"))
-            and not (i > 0 and loc[i - 1] == "closed_hours" and p == "sites")
-        )
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (a typo?)"
-        elif error["type"] == "missing":
-            message = "required key is missing"
-        clauses.append(f"{key.lstrip('.')}: {message}" if key else message)
-    return "; ".join(clauses)
+def _file_shape(loc: Loc) -> Loc:
+    """Drop what the models add to the file's shape: the tag of a tagged union
+    (sinks[0].okdesk.url) and the folded site table (closed_hours.sites.store-001)."""
+    return tuple(
+        p
+        for i, p in enumerate(loc)
+        if not (i > 0 and isinstance(loc[i - 1], int) and p in ("webhook", "okdesk"))
+        and not (i > 0 and loc[i - 1] == "closed_hours" and p == "sites")
+    )
 
 
 def _resolve_secrets(
     config: TicketingConfig, where: Path, env: Mapping[str, str]
 ) -> TicketingConfig:
-    mqtt = config.mqtt
-    password = mqtt.password
-    if mqtt.password_file is not None:
-        try:
-            password = SecretStr(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: mqtt.password_file: cannot read: {exc}") from exc
-    # An empty variable counts as unset: systemd's `Environment=X=` should not blank a secret.
-    if env.get(ENV_MQTT_PASSWORD):
-        password = SecretStr(env[ENV_MQTT_PASSWORD])
-    if password is not None and mqtt.username is None:
-        raise ConfigError(f"{where}: mqtt.username: required when a password is set")
-    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
-        file = getattr(mqtt, key)
-        if file is not None and not file.is_file():
-            raise ConfigError(f"{where}: mqtt.{key}: no such file {file}")
+    mqtt = config.mqtt.model_copy(update=resolve_mqtt_secrets(config.mqtt, where, env))
     sinks = [_sink_secret(sink, i, where, env) for i, sink in enumerate(config.sinks)]
-    return config.model_copy(
-        update={"mqtt": mqtt.model_copy(update={"password": password}), "sinks": sinks}
-    )
+    return config.model_copy(update={"mqtt": mqtt, "sinks": sinks})
 
 
 def _sink_secret(
