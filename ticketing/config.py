@@ -230,6 +230,8 @@ class OkdeskSinkConfig(_SinkBase):
     #: The account's API base, ``https://<account>.okdesk.ru/api/v1/``.
     url: Annotated[str, AfterValidator(_check_http_url)]
     api_token: SecretStr | None = None
+    #: The employee comments are written as (Okdesk requires an author for comments).
+    author_id: int | None = Field(None, ge=1)
     issue_type: str | None = None
     #: Our priority (low/normal/high/critical) -> the account's priority code.
     priorities: dict[Literal["low", "normal", "high", "critical"], str] = Field(

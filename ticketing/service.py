@@ -71,6 +71,7 @@ def build_sinks(config: TicketingConfig) -> dict[str, Sink]:
                 entry.name,
                 entry.url,
                 token,
+                author_id=entry.author_id,
                 issue_type=entry.issue_type,
                 priorities={str(k): v for k, v in entry.priorities.items()},
                 resolved_status=entry.resolved_status,
