@@ -266,13 +266,39 @@ def _facts(fact: ProblemRaised) -> TicketFacts:
     )
 
 
+#: Which of the register's ``block_reason`` values is each problem's own legal deadline.
+DEADLINE_REASONS = {
+    "FN_EXPIRING": "fn_expiry",
+    "FN_URGENT_REPLACEMENT": "fn_expiry",
+    "FN_RESOURCE_EXHAUSTING": "fn_expiry",
+    "FN_MEMORY_FULL": "fn_memory_full",
+    "FN_ARCHIVE_CLOSED": "fn_archive_closed",
+    "FN_NOT_FISCAL": "fn_not_fiscal",
+    "OFD_QUEUE_STALE": "ofd_30_days",
+    "OFD_TIMEOUT": "ofd_30_days",
+    "SHIFT_TOO_LONG": "shift_24_hours",
+}
+
+
 def problem_deadline(problem: Problem, snapshot: dict[str, Scalar]) -> datetime | None:
-    """The problem's own deadline when it has one, else the register's ``block_at``."""
+    """When this problem stops sales: the SLA deadline of its ticket.
+
+    The problem's own facts first, then the register's ``block_at`` when the register
+    names the same cause. A problem with no legal clock (paper, cover, a silent link)
+    has none: it must not inherit, say, the shift's 24-hour limit.
+    """
     own = text.parse_time(problem.facts.get("ofd_block_at"))
     if own is None and problem.code == "SHIFT_TOO_LONG":
         opened = text.parse_time(problem.facts.get("opened_at"))
         own = opened + SHIFT_BLOCK_AFTER if opened is not None else None
-    return own or text.parse_time(snapshot.get("block_at"))
+    if own is not None:
+        return own
+    reason = DEADLINE_REASONS.get(problem.code)
+    if reason is not None and snapshot.get("block_reason") == reason:
+        return text.parse_time(snapshot.get("block_at"))
+    if reason == "fn_expiry":  # the register's earliest deadline is another one
+        return text.parse_time(problem.facts.get("valid_until"))
+    return None
 
 
 def _new_ticket(fact: ProblemRaised) -> Ticket:

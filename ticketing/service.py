@@ -133,17 +133,27 @@ class TicketingService:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def v5(self) -> bool:
+        """MQTT 5 (shared subscriptions, session expiry) unless the config says 3.1.1."""
+        return self.config.mqtt.protocol != "3.1.1"
+
     def start(self) -> None:
         mqtt_config = self.config.mqtt
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        self.client.connect_async(
-            mqtt_config.host,
-            mqtt_config.port,
-            keepalive=mqtt_config.keepalive_s,
-            clean_start=False,
-            properties=properties,
-        )
+        if self.v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            self.client.connect_async(
+                mqtt_config.host,
+                mqtt_config.port,
+                keepalive=mqtt_config.keepalive_s,
+                clean_start=False,
+                properties=properties,
+            )
+        else:  # a persistent 3.1.1 session: clean_session=False is set on the client
+            self.client.connect_async(
+                mqtt_config.host, mqtt_config.port, keepalive=mqtt_config.keepalive_s
+            )
         self.client.loop_start()
         for thread in self._threads:
             thread.start()
@@ -177,7 +187,8 @@ class TicketingService:
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if self.v5 else False,
             manual_ack=True,
         )
         if cfg.username:
@@ -200,13 +211,17 @@ class TicketingService:
             return
         prefix, group = self.config.mqtt.topic_prefix, self.config.mqtt.shared_group
         live = [f"{prefix}/+/kkt/+/event", f"{prefix}/+/kkt/+/state", f"{prefix}/+/agent/status"]
-        options = SubscribeOptions(qos=1)
-        client.subscribe([(f"$share/{group}/{topic}", options) for topic in live])
-        # Retained truth, which shared subscriptions never get: read once per connect.
+        # Retained truth, which shared subscriptions never get: read on every connect.
+        self.reconciled.clear()
         self._last_retained = time.monotonic()
         self._connected_at = utc_now()
-        retained = [f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"]
-        client.subscribe([(topic, SubscribeOptions(qos=1, retainHandling=0)) for topic in retained])
+        if self.v5:
+            options = SubscribeOptions(qos=1)
+            client.subscribe([(f"$share/{group}/{topic}", options) for topic in live])
+            retained = [f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"]
+            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in retained])
+        else:  # one worker: plain subscriptions also bring the retained messages
+            client.subscribe([(topic, 1) for topic in [*live, f"{prefix}/+/kkt/+/alert/+"]])
         self.connected.set()
         log.info("ticketing connected to %s", self.config.mqtt.url)
 
@@ -278,7 +293,8 @@ class TicketingService:
         self.reconcile(dict(self._retained))
         self._retained.clear()
         prefix = self.config.mqtt.topic_prefix
-        self.client.unsubscribe([f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"])
+        if self.v5:  # 3.1.1 keeps its plain subscriptions: they are the live ones too
+            self.client.unsubscribe([f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"])
         self.reconciled.set()
 
     def reconcile(self, retained: dict[str, bytes]) -> None:

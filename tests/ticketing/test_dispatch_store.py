@@ -82,10 +82,22 @@ def test_tickets_command_lists_by_block_at(
     store = make_store()
     soon, later = T0 + timedelta(days=2), T0 + timedelta(days=20)
     store.apply(
-        raised(T0, code="FN_EXPIRING", fn_serial="9999", snapshot={"block_at": later.isoformat()}),
+        raised(
+            T0,
+            code="FN_EXPIRING",
+            fn_serial="9999",
+            snapshot={"block_at": later.isoformat(), "block_reason": "fn_expiry"},
+        ),
         T0,
     )
-    store.apply(raised(T0, code="OFD_QUEUE_STALE", snapshot={"block_at": soon.isoformat()}), T0)
+    store.apply(
+        raised(
+            T0,
+            code="OFD_QUEUE_STALE",
+            snapshot={"block_at": soon.isoformat(), "block_reason": "ofd_30_days"},
+        ),
+        T0,
+    )
     store.tick(T0 + timedelta(minutes=10))
     config = tmp_path / "ticketing.toml"
     config.write_text(f'[ticketing]\nstore = "{store_url}"\n', encoding="utf-8")

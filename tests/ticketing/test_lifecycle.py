@@ -80,8 +80,11 @@ def test_the_problem_deadline_beats_the_registers() -> None:
     opened_at = T0.isoformat()
     shift = decide_raised(None, raised(code="SHIFT_TOO_LONG", opened_at=opened_at, snapshot=snap))
     assert shift.ticket.block_at == T0 + timedelta(hours=24)
-    paper = decide_raised(None, raised(snapshot=snap))
-    assert paper.ticket.block_at == T0 + timedelta(days=100)
+    expiring = {**snap, "block_reason": "fn_expiry"}
+    fn = decide_raised(None, raised(code="FN_EXPIRING", snapshot=expiring))
+    assert fn.ticket.block_at == T0 + timedelta(days=100), "the register names the same cause"
+    paper = decide_raised(None, raised(snapshot=expiring))
+    assert paper.ticket.block_at is None, "paper has no legal clock of its own"
 
 
 def test_agent_statuses_order_by_session_then_time() -> None:

@@ -31,7 +31,9 @@ from kktmon.ticketing.store import TicketStore, open_store
 PREFIX = "kktmon/v1"
 
 
-def _config_text(broker: Any, store_url: str, hook: str | None = None, **ticketing: str) -> str:
+def _config_text(
+    broker: Any, store_url: str, hook: str | None = None, mqtt: str = "", **ticketing: str
+) -> str:
     settings = {
         "open_after_s": "0.3",
         "resolve_after_s": "0.3",
@@ -42,7 +44,7 @@ def _config_text(broker: Any, store_url: str, hook: str | None = None, **ticketi
     lines = "\n".join(f"{key} = {value}" for key, value in settings.items())
     sink = f'[[sinks]]\ntype = "webhook"\nurl = "{hook}"\nsecret = "s3cret"\n' if hook else ""
     return (
-        f'[mqtt]\nurl = "mqtt://{broker.host}:{broker.port}"\n'
+        f'[mqtt]\nurl = "mqtt://{broker.host}:{broker.port}"\n{mqtt}'
         f'[ticketing]\nstore = "{store_url}"\n{lines}\n'
         f'[ticketing.closed_hours]\ndefault = ""\n{sink}'
     )
@@ -103,8 +105,8 @@ def agent(mosquitto: Any) -> Iterator[Agent]:
 def services(mosquitto: Any, store_url: str) -> Iterator[Callable[..., TicketingService]]:
     started: list[TicketingService] = []
 
-    def start(hook: str | None = None, **ticketing: str) -> TicketingService:
-        config = parse_config(_config_text(mosquitto, store_url, hook, **ticketing))
+    def start(hook: str | None = None, mqtt: str = "", **ticketing: str) -> TicketingService:
+        config = parse_config(_config_text(mosquitto, store_url, hook, mqtt, **ticketing))
         service = TicketingService(config)
         service.start()
         started.append(service)
@@ -292,3 +294,23 @@ def test_malformed_messages_are_dropped_not_fatal(
     agent.event("raised", "COVER_OPEN", datetime.now(UTC), note=str(uuid.uuid4()))
     _wait(lambda: bool(_live(reader, "COVER_OPEN")), "later message still applied")
     assert not service.stop_event.is_set()
+
+
+def test_mqtt_3_1_1_brokers_get_one_worker_with_plain_subscriptions(
+    services: Callable[..., TicketingService], agent: Agent, reader: TicketStore
+) -> None:
+    now = datetime.now(UTC)
+    agent.alert(
+        Problem(
+            code="PAPER_OUT",
+            severity=Severity.WARNING,
+            owner=Owner.STORE,
+            message="paper",
+            since=now,
+        )
+    )
+    service = services(mqtt='protocol = "3.1.1"\n')
+    assert not service.v5
+    agent.event("raised", "COVER_OPEN", now)
+    _wait(lambda: bool(_live(reader, "COVER_OPEN")), "live event applied over 3.1.1")
+    _wait(lambda: bool(_live(reader, "PAPER_OUT")), "retained alert reconciled over 3.1.1")

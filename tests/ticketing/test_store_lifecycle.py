@@ -71,7 +71,11 @@ def test_a_problem_cleared_during_the_hold_down_never_reaches_the_help_desk(
 def test_blocked_or_an_imminent_deadline_opens_at_once(store: TicketStore) -> None:
     blocked = store.apply(raised(T0, code="SHIFT_TOO_LONG", severity=Severity.BLOCKED), T0)
     assert blocked.calls == [CallAction.OPEN]
-    soon = {"model": "ШТРИХ-М-01Ф", "block_at": (T0 + 200 * S).isoformat()}
+    soon = {
+        "model": "ШТРИХ-М-01Ф",
+        "block_at": (T0 + 200 * S).isoformat(),
+        "block_reason": "ofd_30_days",
+    }
     imminent = store.apply(raised(T0, code="OFD_TIMEOUT", snapshot=soon), T0)
     assert imminent.calls == [CallAction.OPEN]
     later = {"block_at": (T0 + 2 * HOLD).isoformat()}
@@ -227,12 +231,17 @@ def test_restart_keeps_tickets_dedup_and_keys(store_url: str, make_store: StoreF
 
 def test_list_tickets_sorted_by_block_at(store: TicketStore) -> None:
     def snap(hours: int | None) -> dict[str, str]:
-        return {} if hours is None else {"block_at": (T0 + timedelta(hours=hours)).isoformat()}
+        if hours is None:
+            return {}
+        return {
+            "block_at": (T0 + timedelta(hours=hours)).isoformat(),
+            "block_reason": "ofd_30_days",
+        }
 
     for kkt, hours in [("shtrih-a", 48), ("shtrih-b", None), ("shtrih-c", 2), ("shtrih-d", 24)]:
-        store.apply(raised(T0, kkt=kkt, snapshot=snap(hours)), T0)
+        store.apply(raised(T0, code="OFD_TIMEOUT", kkt=kkt, snapshot=snap(hours)), T0)
     store.tick(T0 + HOLD)
-    store.apply(cleared(T0 + HOLD, kkt="shtrih-d"), T0 + HOLD)
+    store.apply(cleared(T0 + HOLD, code="OFD_TIMEOUT", kkt="shtrih-d"), T0 + HOLD)
     store.tick(T0 + HOLD + GRACE)
     assert [r.kkt for r in store.list_tickets()] == ["shtrih-c", "shtrih-a", "shtrih-b"]
     rows = store.list_tickets(include_resolved_since=T0)
