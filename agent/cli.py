@@ -4,7 +4,7 @@ Commands::
 
     kktmon status   --vendor shtrih --url URL [--json]   one poll, a table or JSON
     kktmon simulate shtrih [--tcp HOST:PORT] [--pty] [--scenario FILE]
-    kktmon demo                                          a simulator and a poll of it
+    kktmon demo [--keep-running]                         a simulated shop, its tickets
     kktmon agent        --config FILE                    the service (systemd unit)
     kktmon check-config --config FILE                    validate a config, name the bad key
     kktmon outbox       --config FILE [--json]           depth, oldest age, drops of the spool
@@ -74,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--scenario", help="TOML scenario file (default: a healthy register)")
     simulate.set_defaults(handler=_simulate)
 
-    demo = sub.add_parser("demo", help="start a simulated register and poll it")
+    demo = sub.add_parser(
+        "demo", help="a simulated shop and service centre: problems, tickets, a summary"
+    )
+    demo.add_argument(
+        "--keep-running", action="store_true", help="stay up after the script until Ctrl-C"
+    )
     demo.set_defaults(handler=_demo)
 
     for name, handler, text in (
@@ -141,7 +146,7 @@ def _host_port(value: str | None) -> tuple[str, int] | None:
 def _demo(args: argparse.Namespace) -> int:
     from kktmon.agent.demo import run_demo
 
-    return run_demo()
+    return run_demo(keep_running=args.keep_running)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -1,9 +1,8 @@
-"""``kktmon status``, ``simulate`` and ``demo`` as a user runs them."""
+"""``kktmon status`` and ``simulate`` as a user runs them (``demo``: test_demo.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -97,19 +96,6 @@ def test_simulate_and_status_as_separate_processes(tmp_path: Path) -> None:
     finally:
         sim.send_signal(signal.SIGTERM)
         assert sim.wait(timeout=10) == 0
-
-
-def test_demo_polls_a_simulated_register() -> None:
-    demo = subprocess.run(
-        [*KKTMON, "demo"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-    )
-    assert demo.returncode == 0, demo.stderr
-    assert "simulated shtrih register" in demo.stdout and "fiscal" in demo.stdout
 
 
 def test_status_judges_the_poll_with_the_default_rules(
