@@ -40,13 +40,12 @@ from kktmon.protocol.errors import (
     UnreachableError,
 )
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkInfo, LinkState
+from kktmon.protocol.link import LinkMachine, Purge, Send, Wait, WaitKind
 
 T = TypeVar("T")
+A = TypeVar("A")
 TransportFactory = Callable[[str], Transport]
 Clock = Callable[[], datetime]
-
-#: Device errors that mean "busy printing / wrong mode right now", not "broken".
-BUSY_DEVICE_CODES: dict[str, frozenset[int]] = {"shtrih": frozenset({0x50, 0x72, 0x73})}
 
 
 def local_now() -> datetime:
@@ -68,6 +67,14 @@ class DriverOptions(BaseModel):
     poll_deadline_s: float = Field(default=60.0, gt=0)
     exchange_attempts: int = Field(default=3, ge=1)
     shift_walk_limit: int = Field(default=300, ge=0)
+
+    def timeout_for(self, kind: WaitKind, slow: bool = False) -> float:
+        """Seconds to wait for ``kind``; ``slow`` commands (FN archive reads) get longer."""
+        if kind is WaitKind.CONTROL:
+            return self.control_timeout_s
+        if kind is WaitKind.BYTE:
+            return self.byte_timeout_s
+        return self.archive_timeout_s if slow else self.answer_timeout_s
 
 
 class Session:
@@ -95,6 +102,26 @@ class Session:
         if left <= 0:
             raise LinkTimeoutError(f"{self.url}: poll deadline of {self.options.poll_deadline_s} s")
         return left
+
+    def run_link(self, link: LinkMachine[A], timeout_for: Callable[[WaitKind], float]) -> A:
+        """Drive any vendor's sans-I/O link machine over this transport to its answer."""
+        actions = link.start()
+        try:
+            while True:
+                wait = WaitKind.CONTROL
+                for action in actions:
+                    if isinstance(action, Purge):
+                        self.transport.reset_input()
+                    elif isinstance(action, Send):
+                        self.transport.write(action.data)
+                    elif isinstance(action, Wait):
+                        wait = action.kind
+                if link.done and link.answer is not None:
+                    return link.answer
+                data = self.transport.read(512, min(timeout_for(wait), self.remaining()))
+                actions = link.receive(data) if data else link.timeout()
+        finally:
+            self.retries += link.retries
 
     def reopen(self) -> None:
         """Replace a transport the peer closed (a TCP register dropping the client)."""
@@ -137,6 +164,9 @@ class Driver(ABC):
     """Base of every vendor driver: lifecycle, failure handling, link figures."""
 
     vendor: ClassVar[str]
+    #: The vendor's device error codes that mean "busy printing / wrong mode right now"
+    #: (reported as DEVICE_BUSY), not "broken".
+    busy_device_codes: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(
         self,
@@ -212,7 +242,7 @@ class Driver(ABC):
         if isinstance(exc, PortBusyError):
             return LinkState.BUSY
         if isinstance(exc, DeviceError):
-            busy = exc.code in BUSY_DEVICE_CODES.get(self.vendor, frozenset())
+            busy = exc.code in self.busy_device_codes
             return LinkState.BUSY if busy else LinkState.GARBLED
         if isinstance(exc, ChecksumError | FrameError | MalformedAnswerError):
             return LinkState.GARBLED

@@ -23,19 +23,15 @@ from kktmon.protocol import shtrih_records as rec
 from kktmon.protocol.errors import DeviceError, UnsupportedCommandError
 from kktmon.protocol.health import DeviceInfo, FfdVersions, HealthSnapshot
 from kktmon.protocol.shtrih import (
-    Done,
     Frame,
     HostLink,
     LinkLimits,
-    Purge,
-    Send,
-    Wait,
-    WaitKind,
     split_command,
 )
 from kktmon.protocol.shtrih_errors import (
     BAD_PARAMETERS,
     NO_DATA_IN_FN,
+    STILL_PRINTING,
     TABLE_NOT_DEFINED,
     WRONG_FN_STATE,
 )
@@ -51,6 +47,7 @@ class ShtrihDriver(Driver):
     """Shtrih-M registers over serial, USB-CDC or TCP (port 7778)."""
 
     vendor = "shtrih"
+    busy_device_codes = frozenset({STILL_PRINTING, 0x72, 0x73})  # printing, wrong submode/mode
 
     def setup(self) -> None:
         self._identity: DeviceInfo | None = None
@@ -179,35 +176,5 @@ class ShtrihDriver(Driver):
             raise
 
     def _exchange(self, session: Session, request: bytes, slow: bool) -> Frame:
-        """Drive :class:`HostLink` over the session's transport until it yields an answer."""
         link = HostLink(request, LinkLimits(enq_tries=self.options.enq_tries))
-        actions = link.start()
-        try:
-            while True:
-                wait = self._perform(session, actions)
-                if link.answer is not None:
-                    return link.answer
-                timeout = min(self._timeout(wait, slow), session.remaining())
-                data = session.transport.read(512, timeout)
-                actions = link.receive(data) if data else link.timeout()
-        finally:
-            session.retries += link.retries
-
-    @staticmethod
-    def _perform(session: Session, actions: list[Send | Purge | Wait | Done]) -> WaitKind:
-        wait = WaitKind.CONTROL
-        for action in actions:
-            if isinstance(action, Purge):
-                session.transport.reset_input()
-            elif isinstance(action, Send):
-                session.transport.write(action.data)
-            elif isinstance(action, Wait):
-                wait = action.kind
-        return wait
-
-    def _timeout(self, wait: WaitKind, slow: bool) -> float:
-        if wait is WaitKind.CONTROL:
-            return self.options.control_timeout_s
-        if wait is WaitKind.BYTE:
-            return self.options.byte_timeout_s
-        return self.options.archive_timeout_s if slow else self.options.answer_timeout_s
+        return session.run_link(link, lambda kind: self.options.timeout_for(kind, slow))

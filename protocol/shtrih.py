@@ -22,6 +22,34 @@ from operator import xor
 
 from kktmon.protocol.errors import ChecksumError, FrameError, LinkTimeoutError
 
+# The link actions are vendor-neutral (protocol/link.py); listed in ``__all__`` so the
+# existing ``from kktmon.protocol.shtrih import Send, ...`` keeps working.
+from kktmon.protocol.link import Action, Done, Purge, Send, Wait, WaitKind
+
+__all__ = [
+    "ACK",
+    "ENQ",
+    "MAX_BODY",
+    "NAK",
+    "STRAY",
+    "STX",
+    "Action",
+    "Done",
+    "Frame",
+    "FrameReader",
+    "HostLink",
+    "LinkLimits",
+    "Purge",
+    "Send",
+    "Wait",
+    "WaitKind",
+    "command_bytes",
+    "decode_frame",
+    "encode_frame",
+    "lrc",
+    "split_command",
+]
+
 STX = 0x02
 ENQ = 0x05
 ACK = 0x06
@@ -116,37 +144,6 @@ class FrameReader:
 
 
 # --------------------------------------------------------------------------- host link
-
-
-class WaitKind(enum.Enum):
-    """What the link is waiting for; the driver turns each into a timeout in seconds."""
-
-    CONTROL = "control"  # one ACK/NAK after ENQ or after our frame
-    ANSWER = "answer"  # the STX of an answer: the command may be executing
-    BYTE = "byte"  # the rest of a frame that has started
-
-
-@dataclass(frozen=True)
-class Send:
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Purge:
-    """Discard whatever sits in the input buffer (stale bytes, stray 0xFF)."""
-
-
-@dataclass(frozen=True)
-class Wait:
-    kind: WaitKind
-
-
-@dataclass(frozen=True)
-class Done:
-    answer: Frame
-
-
-Action = Send | Purge | Wait | Done
 
 
 @dataclass(frozen=True)
