@@ -19,7 +19,7 @@ from kktmon.protocol.health import HealthSnapshot, Problem
 from kktmon.protocol.topics import ParsedTopic, Topics
 from kktmon.ticketing import lifecycle as lc
 from kktmon.ticketing.store import DeviceState
-from kktmon.ticketing.text import Scalar, snapshot_facts
+from kktmon.ticketing.text import snapshot_facts
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,11 @@ class Translated:
 
 
 class Intake:
-    """Turns (topic, payload) into store inputs; keeps the newest facts per register."""
+    """Turns (topic, payload) into store inputs. Stateless: register facts for ticket
+    texts come from the store, which every worker's states reach."""
 
     def __init__(self, prefix: str) -> None:
         self.topics = Topics(prefix, "_")
-        #: (site, kkt) -> newest state facts seen by this worker (ticket text enrichment).
-        self.latest: dict[tuple[str, str], dict[str, Scalar]] = {}
 
     def translate(self, topic: str, payload: bytes, received_at: datetime) -> Translated:
         parsed = self.topics.parse(topic)
@@ -60,7 +59,6 @@ class Intake:
         if topic.kind == "state" and topic.kkt:
             snapshot = HealthSnapshot.model_validate_json(payload)
             facts = snapshot_facts(snapshot)
-            self.latest[(topic.site, topic.kkt)] = facts
             state = DeviceState(
                 site=topic.site, kkt=topic.kkt, facts=facts, taken_at=snapshot.taken_at
             )
@@ -97,7 +95,6 @@ class Intake:
             problem=problem,
             event_id=str(event.id),
             at=event.at,
-            snapshot_facts=self.latest.get((site, kkt), {}),
         )
 
     def _alert(self, site: str, kkt: str, code: str, payload: bytes, at: datetime) -> Fact:
@@ -109,7 +106,6 @@ class Intake:
             kkt=kkt,
             problem=problem,
             at=problem.since or at,
-            snapshot_facts=self.latest.get((site, kkt), {}),
         )
 
 

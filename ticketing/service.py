@@ -6,15 +6,14 @@ Threads, each with one job:
 * the intake worker takes queued messages in batches, translates them (:mod:`intake`),
   applies the facts in one store transaction and only then acknowledges them to the
   broker (manual PUBACK), so a killed worker loses nothing: the broker redelivers;
-* the ticker runs the store's clock (hold-downs, grace periods, lost agents) and flushes
-  the newest register states in batches;
+* the ticker runs the store's clock (hold-downs, grace periods, lost agents);
 * the dispatcher delivers help-desk calls from the store's outbox to the sinks.
 
 Several workers share the load through MQTT 5 shared subscriptions
-(``$share/<group>/...``). Brokers do not deliver retained messages to shared
-subscribers, so each worker reconciles on start: it reads the retained alerts and agent
-statuses through a plain subscription, raises what is retained and clears live tickets
-whose alert is gone.
+(``$share/<group>/...``). Shared subscriptions do not get retained messages (MQTT 5;
+Mosquitto needs telling, with retain handling 2), so each worker reconciles on start:
+it reads the retained alerts and agent statuses through a plain subscription, raises
+what is retained and clears live tickets whose alert is gone.
 """
 
 from __future__ import annotations
@@ -114,8 +113,6 @@ class TicketingService:
         self._inbox: queue.Queue[_Message] = queue.Queue()
         self._retained: dict[str, bytes] = {}
         self._last_retained = time.monotonic()
-        self._states: dict[tuple[str, str], DeviceState] = {}
-        self._states_lock = threading.Lock()
         self.applied = 0
         self._last_tick = 0.0
         self._connected_at = utc_now()
@@ -165,7 +162,6 @@ class TicketingService:
                 thread.join(timeout=10)
         self.client.disconnect()
         self.client.loop_stop()
-        self._flush_states()
         self.store.close()
         for sink in self.sinks.values():
             close = getattr(sink, "close", None)
@@ -216,7 +212,10 @@ class TicketingService:
         self._last_retained = time.monotonic()
         self._connected_at = utc_now()
         if self.v5:
-            options = SubscribeOptions(qos=1)
+            # Mosquitto 2.0 hands retained messages to a new $share subscription, contrary
+            # to MQTT 5: every register's state to every worker on every connect, all held
+            # and translated by the reconciler. The plain subscriptions below bring its input.
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
             client.subscribe([(f"$share/{group}/{topic}", options) for topic in live])
             retained = [f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"]
             client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in retained])
@@ -260,23 +259,25 @@ class TicketingService:
 
     def _apply_messages(self, batch: list[_Message]) -> None:
         facts: list[Fact] = []
+        states: dict[tuple[str, str], DeviceState] = {}
         for message in batch:
             translated = self.intake.translate(message.topic, message.payload, message.received_at)
             if translated.fact is not None:
-                facts.append(self._enriched(translated.fact))
+                facts.append(translated.fact)
             if translated.state is not None:
-                with self._states_lock:
-                    self._states[(translated.state.site, translated.state.kkt)] = translated.state
+                states[(translated.state.site, translated.state.kkt)] = translated.state
         try:
+            # States first, so raises in the same batch find their register's facts.
+            self.store.record_states(list(states.values()))
             if facts:
-                self.store.apply_batch(facts, utc_now())
+                self.store.apply_batch([self._enriched(fact) for fact in facts], utc_now())
         except KktmonError as exc:
             # Not acknowledged: the broker redelivers after we reconnect.
             log.error("ticket store failed, %d message(s) left unacknowledged: %s", len(batch), exc)
             self.client.reconnect()
             return
         self.applied += len(facts)
-        for message in batch:
+        for message in batch:  # only now: a killed worker loses nothing the store lacks
             self.client.ack(message.mid, message.qos)
 
     def _enriched(self, fact: Fact) -> Fact:
@@ -331,7 +332,6 @@ class TicketingService:
     def _tick_loop(self) -> None:
         interval = self.config.ticketing.tick_interval_s
         while not self.stop_event.wait(min(interval, 1.0)):
-            self._flush_states()
             if self._tick_due(interval):
                 try:
                     self.store.tick(utc_now())
@@ -344,11 +344,3 @@ class TicketingService:
             self._last_tick = now
             return True
         return False
-
-    def _flush_states(self) -> None:
-        with self._states_lock:
-            states, self._states = list(self._states.values()), {}
-        try:
-            self.store.record_states(states)
-        except KktmonError as exc:
-            log.error("could not record %d register state(s): %s", len(states), exc)

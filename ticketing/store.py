@@ -139,6 +139,13 @@ class Outcome(BaseModel):
         return [action for change in self.changes for action in change.calls]
 
 
+def _fact_key(fact: Fact) -> tuple[str, str, str]:
+    if isinstance(fact, lc.AgentSeen):
+        return (fact.site, lc.AGENT_KKT, lc.AGENT_LOST)
+    code = fact.problem.code if isinstance(fact, lc.ProblemRaised) else fact.code
+    return (fact.site, fact.kkt, code)
+
+
 class _LostRaceError(Exception):
     """Another transaction took the key first: roll back, read again, decide again."""
 
@@ -214,8 +221,21 @@ class TicketStore(abc.ABC):
         return self._run(lambda tx: self._apply(tx, fact, now))
 
     def apply_batch(self, facts: Sequence[Fact], now: datetime) -> list[Outcome]:
-        """Apply several facts in one transaction (one commit: cheaper under load)."""
-        return self._run(lambda tx: [self._apply(tx, fact, now) for fact in facts])
+        """Apply several facts in one transaction (one commit: cheaper under load).
+
+        Facts are applied grouped by problem (stable, so one problem keeps its order):
+        two workers then take the per-problem locks in the same order and cannot
+        deadlock. Outcomes come back in the order of ``facts``.
+        """
+        order = sorted(range(len(facts)), key=lambda i: _fact_key(facts[i]))
+
+        def work(tx: Tx) -> list[Outcome]:
+            outcomes: dict[int, Outcome] = {}
+            for index in order:
+                outcomes[index] = self._apply(tx, facts[index], now)
+            return [outcomes[index] for index in range(len(facts))]
+
+        return self._run(work)
 
     def _apply(self, tx: Tx, fact: Fact, now: datetime) -> Outcome:
         if isinstance(fact, lc.AgentSeen):
@@ -253,10 +273,19 @@ class TicketStore(abc.ABC):
         status = OutcomeStatus.CHANGED if applied else OutcomeStatus.STALE
         return Outcome(status=status, changes=applied)
 
+    @staticmethod
+    def _lock_problem(tx: Tx, site: str, kkt: str, code: str) -> None:
+        """Serialise every transaction about this problem of this register, row or not."""
+        if tx.d.key_lock:
+            tx.one(tx.d.key_lock, f"{site}\x1f{kkt}\x1f{code}")
+
     def _newest(self, tx: Tx, site: str, kkt: str, code: str, serial: str) -> lc.Ticket | None:
+        self._lock_problem(tx, site, kkt, code)
+        # A live ticket wins over a newer resolved tombstone: the live one is the truth.
         row = tx.one(
             SELECT_TICKET + " WHERE site = ? AND kkt = ? AND problem = ? AND fn_serial = ?"
-            " ORDER BY id DESC LIMIT 1" + tx.d.for_update,
+            " ORDER BY CASE WHEN state = 'resolved' THEN 0 ELSE 1 END DESC, id DESC LIMIT 1"
+            + tx.d.for_update,
             site,
             kkt,
             code,
@@ -265,6 +294,7 @@ class TicketStore(abc.ABC):
         return None if row is None else ticket_from_row(tx, row)
 
     def _live(self, tx: Tx, site: str, kkt: str, code: str) -> list[lc.Ticket]:
+        self._lock_problem(tx, site, kkt, code)
         rows = tx.all(
             SELECT_TICKET + " WHERE site = ? AND kkt = ? AND problem = ? AND state <> 'resolved'"
             " ORDER BY id" + tx.d.for_update,
@@ -429,24 +459,19 @@ class TicketStore(abc.ABC):
 
     # --- queries -----------------------------------------------------------------
 
-    def record_states(self, states: Sequence[DeviceState]) -> int:
+    def record_states(self, states: Sequence[DeviceState]) -> None:
         """Upsert the newest facts of many registers in one transaction; older ones lose."""
-
-        def work(tx: Tx) -> int:
-            changed = 0
-            for state in states:
-                changed += tx.run(
-                    "INSERT INTO devices (site, kkt, facts, taken_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (site, kkt) DO UPDATE SET facts = excluded.facts,"
-                    " taken_at = excluded.taken_at WHERE excluded.taken_at > devices.taken_at",
-                    state.site,
-                    state.kkt,
-                    dict(state.facts),
-                    state.taken_at,
-                )
-            return changed
-
-        return self._run(work) if states else 0
+        if not states:
+            return
+        rows = [(st.site, st.kkt, dict(st.facts), st.taken_at) for st in states]
+        self._run(
+            lambda tx: tx.many(
+                "INSERT INTO devices (site, kkt, facts, taken_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (site, kkt) DO UPDATE SET facts = excluded.facts,"
+                " taken_at = excluded.taken_at WHERE excluded.taken_at > devices.taken_at",
+                rows,
+            )
+        )
 
     def device_facts(self, site: str, kkt: str) -> dict[str, Any] | None:
         """The newest recorded state facts of one register, if any worker recorded them."""

@@ -40,6 +40,9 @@ class Dialect(Protocol):
     json_type: str
     #: A statement that serialises concurrent migrations, or "".
     migration_lock: str
+    #: A statement taking a transaction lock on one text key (one problem of one
+    #: register), or "" where the database serialises writers anyway (SQLite).
+    key_lock: str
 
     def sql(self, text: str) -> str: ...
     def ts(self, value: datetime) -> Any: ...
@@ -50,6 +53,7 @@ class Dialect(Protocol):
 
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def cursor(self) -> Any: ...
 
 
 class Tx:
@@ -76,6 +80,11 @@ class Tx:
         """Execute; the number of rows changed."""
         cursor = self.conn.execute(self.d.sql(sql), self._params(params))
         return int(cursor.rowcount)
+
+    def many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """One statement for many parameter rows (psycopg pipelines them: one round trip)."""
+        cursor = self.conn.cursor()
+        cursor.executemany(self.d.sql(sql), [self._params(row) for row in rows])
 
     def one(self, sql: str, *params: object) -> tuple[Any, ...] | None:
         cursor = self.conn.execute(self.d.sql(sql), self._params(params))

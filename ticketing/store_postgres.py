@@ -45,6 +45,9 @@ class PostgresDialect:
     ts_type = "TIMESTAMPTZ"
     json_type = "JSONB"
     migration_lock = f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})"
+    # Row locks cannot guard a ticket that does not exist yet: a raise and a clear of a
+    # new problem in two workers would both see "none" and write two rows.
+    key_lock = "SELECT pg_advisory_xact_lock(hashtext(?))"
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")

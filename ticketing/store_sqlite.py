@@ -34,6 +34,7 @@ class SqliteDialect:
     ts_type = "TEXT"
     json_type = "TEXT"
     migration_lock = ""
+    key_lock = ""  # BEGIN IMMEDIATE already serialises every writer
 
     def sql(self, text: str) -> str:
         return text

@@ -99,3 +99,34 @@ def test_racing_claims_hand_each_call_to_one_worker(make_store: StoreFactory) ->
     both = taken[0] + taken[1]
     assert sorted(both) == sorted(set(both))  # nobody got a call twice
     assert len(both) == ROUNDS
+
+
+def test_a_raise_and_its_clear_racing_on_a_new_problem_leave_nothing_live(
+    make_store: StoreFactory,
+) -> None:
+    """Found by benchmarks/ticketing.py --flapping: with no row to lock, a raise and a
+    clear in two workers both saw "no ticket" and wrote a live one and a tombstone."""
+    stores = [make_store(), make_store()]
+
+    def step(store: TicketStore, worker: int, n: int) -> None:
+        if worker == 0:
+            store.apply(raised(T0, kkt=kkt(n)), T0)
+        else:
+            store.apply(cleared(T0 + S, kkt=kkt(n)), T0 + S)
+
+    race(stores, step)
+    stores[0].tick(T0 + 2 * HOLD)
+    live = [t for t in stores[0].tickets() if t.state is not TicketState.RESOLVED]
+    assert live == [], f"{len(live)} problems cleared after they were raised are still live"
+    # A later raise of any of them still opens exactly one new ticket (no endless retries).
+    stores[1].apply(raised(T0 + 3 * HOLD, kkt=kkt(0), severity=Severity.BLOCKED), T0 + 3 * HOLD)
+    assert (
+        len(
+            [
+                t
+                for t in stores[1].tickets()
+                if t.kkt == kkt(0) and t.state is not TicketState.RESOLVED
+            ]
+        )
+        == 1
+    )
