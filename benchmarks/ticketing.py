@@ -1,0 +1,540 @@
+"""How many register states and events ``kktmon ticketing`` absorbs per second.
+
+For each store (a SQLite file; a fresh PostgreSQL schema, dropped afterwards, or a note
+when the server is not reachable) and for 1 and then 2 workers: a private Mosquitto on
+a free loopback port with the queue limits of ``deploy/mosquitto/kktmon.conf``, the
+workers as ``kktmon ticketing`` subprocesses (two workers really use two cores), and
+publisher processes sending QoS 1 contract messages as agents do.
+
+* live states: ~2 KB ``HealthSnapshot`` states, one per register (a register sends one a
+  minute, so a burst never repeats one); absorbed = its row is in ``devices``.
+* live events: ``Event`` pairs of a few codes, each problem raised and later cleared;
+  absorbed = its id is in ``seen_events`` (written in the transaction applying it).
+  ``left`` counts tickets still live afterwards: every problem was cleared, so it must
+  be 0. ``--flapping`` sends each pair back to back over few registers (worst case).
+* drained states: states queued by the broker while the workers were stopped, timed
+  from the moment the first restarted worker connected: the workers' capacity without
+  the publishers competing for the CPU. (With ``--protocol 3.1.1`` a restart also
+  re-reads every retained state through its plain subscriptions; that is included.)
+
+A rate is messages / (first publish, or connect, -> the store holds them all). The
+target is the issue's: one worker keeps up with 100,000 stores each sending a state a
+minute, with 5x headroom (8,333 states/s).
+
+    python benchmarks/ticketing.py [--states 20000] [--events 2000] [--store sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import multiprocessing as mp
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from kktmon.protocol import health as h
+from kktmon.protocol.contract import Event, EventKind
+from kktmon.protocol.health import HealthSnapshot, Owner, Problem, Severity
+
+PREFIX = "kktmon/v1"
+PG_DSN = os.environ.get("KKTMON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+TARGET = 100_000 / 60 * 5  # states/s: 100,000 stores, one state a minute each, 5x headroom
+CODES = ("PAPER_OUT", "COVER_OPEN", "OFD_QUEUE_STALE")
+TICKS = os.sysconf("SC_CLK_TCK")
+#: The central broker's queue limits; as root, mosquitto would switch to the
+#: 'mosquitto' user, which cannot write its log into our folder.
+BROKER_CONF = """user {user}
+listener {port} 127.0.0.1
+allow_anonymous true
+max_inflight_messages 20
+max_queued_messages 100000
+log_dest file {folder}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+log_type subscribe
+connection_messages true
+"""
+Job = tuple[str, int, int, str, bool]  # kind, first, last, base time (ISO), flapping
+
+
+def state_template(base: datetime) -> str:
+    """A register's state as ``kktmon agent`` publishes it; ``@SERIAL@`` to fill in."""
+    stale = Problem(
+        code="OFD_QUEUE_STALE",
+        severity=Severity.WARNING,
+        owner=Owner.SERVICE,
+        message="3 documents not confirmed by the OFD for 1.1 days",
+        since=base - timedelta(hours=26),
+        facts={"unsent_count": 3, "first_unsent_number": 423},
+    )
+    shift = stale.model_copy(
+        update={"code": "SHIFT_TOO_LONG", "message": "shift open 20.5 h", "facts": {"hours": 20.5}}
+    )
+    snapshot = HealthSnapshot(
+        taken_at=base,
+        device=h.DeviceInfo(
+            vendor="shtrih",
+            model="ШТРИХ-ЛАЙТ-02Ф",
+            serial="@SERIAL@",
+            firmware="T.3 build 7196 (2025-12-17)",
+            rnm="0001234567012345",
+            inn="9706048530",
+            ffd=h.FfdVersions(device="1.2", fn="1.2", registered="1.2"),
+            transport="socket",
+        ),
+        fn=h.FnHealth(
+            serial="9287440301120991",
+            phase=h.FnPhaseInfo.from_byte(3),
+            valid_until=date(2027, 9, 23),
+            days_left=300,
+            registrations_left=11,
+            last_document_number=425,
+            last_document_at=base - timedelta(minutes=3),
+            memory_used_pct=0.17,
+            documents_left=245231,
+            storage_30d_free_kb=1023,
+            firmware="fn v 2.13",
+        ),
+        ofd=h.OfdQueue(
+            unsent_count=3,
+            first_unsent_number=423,
+            first_unsent_at=base - timedelta(hours=26),
+            oldest_unsent_age_h=26.0,
+            exchange=h.OfdExchangeStatus.from_byte(3),
+        ),
+        shift=h.ShiftInfo(
+            state=h.ShiftState.OPEN,
+            number=42,
+            opened_at=base - timedelta(hours=20.5),
+            hours_open=20.5,
+        ),
+        printer=h.PrinterInfo(paper=h.PaperState.OK, cover_open=False, fault=False),
+        clock=h.ClockInfo(device_time=base, skew_s=-0.9),
+        link=h.LinkInfo(duration_ms=8.9, bytes_tx=242, bytes_rx=594),
+        last_good_at=base,
+        problems=[stale, shift],
+    ).with_block_deadline()
+    return str(snapshot.to_json())
+
+
+def register(n: int) -> tuple[str, str]:
+    """Site and kkt of register ``n`` (two registers per store)."""
+    return f"store-{n // 2:06d}", f"shtrih-{n:016d}"
+
+
+def state_messages(first: int, last: int, base: datetime) -> list[tuple[str, bytes]]:
+    template = state_template(base)
+    out = []
+    for n in range(first, last):
+        site, kkt = register(n)
+        payload = template.replace("@SERIAL@", f"{n:016d}").encode()
+        out.append((f"{PREFIX}/{site}/kkt/{kkt}/state", payload))
+    return out
+
+
+def event_messages(
+    first: int, last: int, base: datetime, flapping: bool
+) -> list[tuple[str, bytes]]:
+    """Pairs ``first // 2 .. last // 2``: raised, then cleared (back to back if flapping)."""
+    raised: list[tuple[str, EventKind, Problem, datetime]] = []
+    cleared: list[tuple[str, EventKind, Problem, datetime]] = []
+    for pair in range(first // 2, last // 2):
+        key = pair % 600 if flapping else pair  # flapping: 200 registers x 3 codes
+        site, kkt = register(key // len(CODES))
+        code = CODES[key % len(CODES)]
+        at = base + (timedelta(seconds=pair) if flapping else timedelta(milliseconds=pair))
+        problem = Problem(
+            code=code,
+            severity=Severity.WARNING,
+            owner=Owner.SERVICE,
+            message=f"{code} on {kkt}",
+            since=at,
+            facts={"unsent_count": 3} if code == "OFD_QUEUE_STALE" else {},
+        )
+        topic = f"{PREFIX}/{site}/kkt/{kkt}/event"
+        later = at + timedelta(seconds=0.5 if flapping else 60)
+        raised.append((topic, EventKind.RAISED, problem, at))
+        (raised if flapping else cleared).append((topic, EventKind.CLEARED, problem, later))
+    return [
+        (topic, Event(seq=seq, kind=kind, problem=problem, at=at).to_bytes())
+        for seq, (topic, kind, problem, at) in enumerate(raised + cleared)
+    ]
+
+
+def publisher(port: int, job: Job, ready: Any, done: Any, go: Any) -> None:
+    """One agent-like client: build its messages, wait for ``go``, send them at QoS 1."""
+    kind, first, last, base, flapping = job
+    when = datetime.fromisoformat(base)
+    if kind == "state":
+        messages = state_messages(first, last, when)
+    else:
+        messages = event_messages(first, last, when, flapping)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    ready.put(os.getpid())
+    go.wait()
+    retain = kind == "state"  # as the agent does: the newest state of every register
+    infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    done.put(time.monotonic())
+    client.disconnect()
+    client.loop_stop()
+
+
+class Publishers:
+    """Publisher processes, ready to send on :meth:`go`; joined (or killed) on exit."""
+
+    def __init__(self, port: int, jobs: list[Job]) -> None:
+        ctx = mp.get_context("spawn")
+        self.ready, self.done, self.event = ctx.Queue(), ctx.Queue(), ctx.Event()
+        self.messages = sum(job[2] - job[1] for job in jobs)
+        args = [(port, job, self.ready, self.done, self.event) for job in jobs]
+        self.procs = [ctx.Process(target=publisher, args=a, daemon=True) for a in args]
+        self.begin = 0.0
+
+    def __enter__(self) -> Publishers:
+        for proc in self.procs:
+            proc.start()
+        for _ in self.procs:
+            self.ready.get(timeout=60)
+        return self
+
+    def go(self) -> float:
+        self.event.set()
+        self.begin = time.monotonic()
+        return self.begin
+
+    def publish_s(self) -> float:
+        """Seconds from :meth:`go` until the broker acknowledged every message."""
+        return float(max(self.done.get(timeout=120) for _ in self.procs)) - self.begin
+
+    def __exit__(self, *exc_info: object) -> None:
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
+def split(
+    kind: str, total: int, base: datetime, *, offset: int = 0, flapping: bool = False
+) -> list[Job]:
+    """Two publishers' contiguous halves of ``offset + range(total)`` (events: whole pairs)."""
+    step = 2 if kind == "event" else 1
+    bounds = [0, total // 2 // step * step, total]
+    at = base.isoformat()
+    return [(kind, offset + a, offset + b, at, flapping) for a, b in pairwise(bounds) if b > a]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(step)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Broker:
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.log = folder / "mosquitto.log"
+        conf = folder / "mosquitto.conf"
+        conf.write_text(BROKER_CONF.format(user=getpass.getuser(), port=self.port, folder=folder))
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        wait_for(lambda: listening(self.port), "mosquitto listening", 10)
+
+    def seen(self, line: str) -> int:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text.count(line)
+
+    def connected(self, client_id: str) -> int:
+        return self.seen(f" as {client_id} (")
+
+    def subscribed(self, client_id: str) -> int:
+        """How often the worker subscribed to the retained alerts, its last subscription
+        (it applies what arrives from then on, reconciling in the background)."""
+        return self.seen(f" {client_id} 1 {PREFIX}/+/kkt/+/alert/+\n")
+
+
+class Workers:
+    """``kktmon ticketing`` processes with fixed client ids, so a restart resumes the
+    session and gets what the broker queued meanwhile."""
+
+    def __init__(self, folder: Path, broker: Broker, url: str, count: int, protocol: str) -> None:
+        self.folder, self.broker, self.count = folder, broker, count
+        self.processes: list[subprocess.Popen[bytes]] = []
+        for n in range(count):
+            (folder / f"worker-{n}.toml").write_text(
+                f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\nclient_id = "bench-w{n}"\n'
+                f'protocol = "{protocol}"\n[ticketing]\nstore = "{url}"\n'
+                '[ticketing.closed_hours]\ndefault = ""\n'
+            )
+
+    def start(self, until: str = "subscribed") -> float:
+        """Start the workers and wait until every one has ``until`` (``connected`` or
+        ``subscribed``); the time the first one did."""
+        check = getattr(self.broker, until)
+        ids = [f"bench-w{n}" for n in range(self.count)]
+        before = [check(client_id) for client_id in ids]
+        for n in range(self.count):
+            config = str(self.folder / f"worker-{n}.toml")
+            command = [sys.executable, "-m", "kktmon.agent", "ticketing", "--config", config]
+            with (self.folder / f"worker-{n}.log").open("ab") as log:
+                self.processes.append(subprocess.Popen(command, stdout=log, stderr=log))
+
+        first: list[float] = []
+
+        def ready() -> bool:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"a worker exited; see {self.folder}/worker-*.log")
+            done = [check(i) > b for i, b in zip(ids, before, strict=True)]
+            if any(done) and not first:
+                first.append(time.monotonic())
+            return all(done)
+
+        wait_for(ready, f"workers {until}", 30, step=0.01)
+        return first[0]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop_process(process)
+        self.processes = []
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for process in self.processes:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+        return total
+
+    def rss_mb(self) -> float:
+        sizes = [0.0]
+        for process in self.processes:
+            for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        return max(sizes)
+
+
+class Reader:
+    """Counts what the store holds, through a connection of its own."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            import sqlite3
+
+            self.conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"))
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(url, autocommit=True)
+
+    def count(self, sql: str) -> int:
+        return int(self.conn.execute(sql).fetchone()[0])
+
+    def states(self) -> int:
+        return self.count("SELECT count(*) FROM devices")
+
+    def events(self) -> int:
+        return self.count("SELECT count(*) FROM seen_events")
+
+    def live_tickets(self) -> int:
+        return self.count("SELECT count(*) FROM tickets WHERE state <> 'resolved'")
+
+
+@dataclass
+class Phase:
+    messages: int
+    absorbed: int
+    seconds: float
+    cpu_s: float
+    publish_s: float = 0.0
+
+    def rate(self) -> str:
+        mark = "" if self.absorbed >= self.messages else "*"
+        return f"{self.per_s():,.0f}{mark}"
+
+    def meets(self) -> str:
+        return "met" if self.absorbed >= self.messages and self.per_s() >= TARGET else "no"
+
+    def per_s(self) -> float:
+        return self.absorbed / self.seconds
+
+    def cpu_us(self) -> str:
+        return f"{self.cpu_s / max(self.absorbed, 1) * 1e6:,.0f}"
+
+
+def wait_absorbed(
+    target: int, progress: Callable[[], int], begin: float, timeout: float
+) -> tuple[int, float]:
+    absorbed = progress()
+    while absorbed < target and time.monotonic() < begin + timeout:
+        time.sleep(0.05)
+        absorbed = progress()
+    return absorbed, time.monotonic() - begin
+
+
+def live_phase(
+    workers: Workers, jobs: list[Job], progress: Callable[[], int], timeout: float
+) -> Phase:
+    start = progress()
+    with Publishers(workers.broker.port, jobs) as publishers:
+        cpu0, begin = workers.cpu_s(), publishers.go()
+        target = start + publishers.messages
+        absorbed, seconds = wait_absorbed(target, progress, begin, timeout)
+        cpu = workers.cpu_s() - cpu0
+        return Phase(publishers.messages, absorbed - start, seconds, cpu, publishers.publish_s())
+
+
+def drain_phase(workers: Workers, jobs: list[Job], reader: Reader, timeout: float) -> Phase:
+    start = reader.states()
+    workers.stop()
+    with Publishers(workers.broker.port, jobs) as publishers:
+        publishers.go()
+        publish_s = publishers.publish_s()
+    # A resumed session gets its queue right after CONNACK: time from the first connect.
+    begin = workers.start(until="connected")
+    cpu0, target = workers.cpu_s(), start + publishers.messages
+    absorbed, seconds = wait_absorbed(target, reader.states, begin, timeout)
+    cpu = workers.cpu_s() - cpu0
+    return Phase(publishers.messages, absorbed - start, seconds, cpu, publish_s)
+
+
+def run_case(folder: Path, url: str, count: int, args: argparse.Namespace) -> str:
+    broker = Broker(folder)
+    workers = Workers(folder, broker, url, count, args.protocol)
+    reader: Reader | None = None
+    base = datetime.now(UTC).replace(microsecond=0)
+    try:
+        workers.start()
+        reader = Reader(url)
+        jobs = split("state", args.states, base)
+        states = live_phase(workers, jobs, reader.states, args.timeout)
+        jobs = split("event", args.events, base, flapping=args.flapping)
+        events = live_phase(workers, jobs, reader.events, args.timeout)
+        left = reader.live_tickets()
+        jobs = split("state", args.states, base, offset=args.states)  # new registers
+        drained = drain_phase(workers, jobs, reader, args.timeout)
+        return (
+            f"{url.partition(':')[0]:<10} {count:>2} {states.rate():>8} {states.publish_s:>5.1f}"
+            f" {states.cpu_us():>6} {drained.rate():>8} {drained.cpu_us():>6}"
+            f" {events.rate():>8} {events.cpu_us():>6} {left:>5} {workers.rss_mb():>6.0f}"
+            f"  {states.meets()} / {drained.meets()}"
+        )
+    finally:
+        if reader is not None:
+            reader.conn.close()
+        workers.stop()
+        stop_process(broker.process)
+
+
+@contextmanager
+def store_url(kind: str, folder: Path) -> Iterator[str | None]:
+    """A fresh store per case: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder}/tickets.sqlite3"
+        return
+    try:
+        import psycopg
+
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # any reason not to reach it is printed, never hidden
+        print(f"note: PostgreSQL skipped, not reachable at {PG_DSN}: {str(exc).strip()[:160]}")
+        yield None
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.close()
+
+
+HEADER = """\
+                ---- live states ----  -- drained --  ---- live events ----         target
+store       w  states/s pub s µs/msg  states/s µs/msg  events/s µs/msg  left RSS MB  live/drained"""
+NOTES = """\
+w: workers. pub s: seconds the publishers took to send the states. µs/msg: CPU of all
+workers per message. left: tickets still live after every problem was cleared (must be
+0). RSS MB: the largest worker at the end. * = not all absorbed within the timeout.
+target: {target:,.0f} states/s for one worker (100,000 stores x 1 state/min x 5 headroom);
+on the 2-worker rows, whether the pair reaches it. "drained" is the workers' capacity
+without the publishers competing for the CPU; "live" includes that competition."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--states", type=int, default=20_000, help="per phase")
+    parser.add_argument("--events", type=int, default=2_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument("--flapping", action="store_true", help="raise+clear back to back")
+    parser.add_argument(
+        "--protocol", choices=["5", "3.1.1"], default="5", help="the workers' (3.1.1: 1 worker)"
+    )
+    parser.add_argument("--timeout", type=float, default=40.0, help="per phase, s")
+    args = parser.parse_args()
+    if args.protocol == "3.1.1":
+        args.workers = [1]  # no shared subscriptions: one worker gets everything
+    print(
+        f"{os.cpu_count()} CPU(s) shared by broker, publishers, workers and database;"
+        f" {args.states:,} states and {args.events:,} events per phase, 2 publishers,"
+        f" workers on MQTT {args.protocol}\n" + HEADER
+    )
+    with tempfile.TemporaryDirectory(prefix="kktmon-bench-") as tmp:
+        for kind in args.store or ["sqlite", "postgresql"]:
+            for count in args.workers:
+                folder = Path(tmp) / f"{kind}-{count}"
+                folder.mkdir()
+                with store_url(kind, folder) as url:
+                    if url is None:
+                        break
+                    print(run_case(folder, url, count, args), flush=True)
+    print(NOTES.format(target=TARGET))
+
+
+if __name__ == "__main__":
+    main()
