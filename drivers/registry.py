@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 #: Built-in vendors: name -> (module, class).
 BUILTIN_DRIVERS: dict[str, tuple[str, str]] = {
     "shtrih": ("kktmon.drivers.shtrih", "ShtrihDriver"),
+    "pirit": ("kktmon.drivers.pirit", "PiritDriver"),
 }
 
 ENTRY_POINT_GROUP = "kktmon.drivers"

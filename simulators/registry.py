@@ -12,6 +12,7 @@ from kktmon.simulators.server import DeviceEmulator, run
 #: Built-in emulators: vendor -> (module, class). Each takes a DeviceState.
 BUILTIN_SIMULATORS: dict[str, tuple[str, str]] = {
     "shtrih": ("kktmon.simulators.shtrih", "ShtrihEmulator"),
+    "pirit": ("kktmon.simulators.pirit", "PiritEmulator"),
 }
 
 

@@ -99,6 +99,7 @@ Word = Annotated[int, Field(ge=0, le=0xFFFF)]
 Dword = Annotated[int, Field(ge=0, le=0xFFFF_FFFF)]
 Digits16 = Annotated[str, Field(pattern=r"^\d{16}$")]
 FfdVersion = Literal["1.0", "1.05", "1.1", "1.2"]
+_COMMAND_NAME = r"^[0-9A-Fa-f]{2}([0-9A-Fa-f]{2})?(/\d{1,3})?$"  # DeviceState.unsupported
 
 
 class _Model(BaseModel):
@@ -134,6 +135,9 @@ class OfdState(_Model):
     exchange_status: Byte
     server: str
     port: Word
+    # The OFD channel runs through host software (ATOL Ethernet-over-USB/-transport and
+    # its twins): an agent holding the port can stop documents from leaving (quirk Q3).
+    via_host: bool = False
 
 
 class ShiftModel(_Model):
@@ -208,7 +212,8 @@ class DeviceState(_Model):
     printer: Printer
     registration: RegistrationState
     clock_offset_s: float  # device clock minus host clock
-    unsupported: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}([0-9A-Fa-f]{2})?$")]]
+    # Hex command code ("FF63", "78"), or hex command "/" decimal sub-request ("78/18").
+    unsupported: list[Annotated[str, Field(pattern=_COMMAND_NAME)]]
     faults: Faults = Field(default_factory=Faults)
 
     @model_validator(mode="after")
@@ -230,9 +235,17 @@ class DeviceState(_Model):
             return self
         raise PydanticCustomError("inconsistent_state", problem)
 
-    def lacks(self, code: int) -> bool:
-        """True when the model does not implement command ``code`` (``unsupported``)."""
-        return any(int(name, 16) == code for name in self.unsupported)
+    def lacks(self, code: int, sub: int | None = None) -> bool:
+        """True when the model does not implement command ``code`` (``unsupported``).
+
+        ``"78"`` names the command with every sub-request; ``"78/18"`` only sub 18, so
+        it matches ``lacks(0x78, 18)`` and never ``lacks(0x78)``.
+        """
+        for name in self.unsupported:
+            command, _, wanted = name.partition("/")
+            if int(command, 16) == code and (not wanted or int(wanted) == sub):
+                return True
+        return False
 
     def first_unsent_number(self) -> int:
         if not self.ofd.unsent_count:

@@ -1,0 +1,89 @@
+"""Raw Pirit frames on a wire, for the Pirit simulator tests (no driver involved).
+
+The wires themselves are :mod:`sim_wire`'s (a TCP socket, a serial port on a pty).
+Requests are built with the codec's low-level encoder, which has no allowlist: the
+tests also send what the gate forbids. :func:`host_exchange` runs the codec's
+:class:`~kktmon.protocol.pirit.HostLink` over a socket with short timeouts.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from sim_wire import Wire
+
+from kktmon.protocol.link import Action, Done, Purge, Send, Wait, WaitKind
+from kktmon.protocol.pirit import ETX, STX, Field, HostLink, Reply, decode_reply_frame
+from kktmon.protocol.pirit import encode_request_frame as encode
+
+#: Host-side waits of :func:`host_exchange`; short, a test only waits on a failure.
+WAITS_S = {WaitKind.ANSWER: 0.4, WaitKind.CONTROL: 0.3, WaitKind.BYTE: 0.3}
+
+
+def request(command: int, *fields: Field, packet_id: int = 0x21, password: str = "PIRI") -> bytes:
+    return encode(command, fields, packet_id=packet_id, password=password)
+
+
+def read_reply(wire: Wire) -> bytes:
+    """One reply frame as raw bytes (STX .. ETX and two checksum characters).
+
+    Bytes before STX (noise, an ACK) are skipped.
+    """
+    start = wire.read(1)
+    while start and start != bytes([STX]):
+        start = wire.read(1)
+    assert start == bytes([STX]), "no STX arrived"
+    frame = start
+    while not frame.endswith(bytes([ETX])):
+        byte = wire.read(1)
+        assert byte, f"reply stops after {frame!r}"
+        frame += byte
+    return frame + wire.read(2)
+
+
+def ask(wire: Wire, frame: bytes) -> Reply:
+    """Send one request, decode the reply."""
+    wire.send(frame)
+    return decode_reply_frame(read_reply(wire))
+
+
+def _purge(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    try:
+        while sock.recv(4096):
+            pass
+    except BlockingIOError:
+        pass
+    sock.setblocking(True)
+
+
+def _perform(sock: socket.socket, actions: list[Action]) -> tuple[Reply | None, bytes]:
+    """Carry out actions; (the answer when Done, else the bytes the last Wait got)."""
+    received = b""
+    for action in actions:
+        if isinstance(action, Done):
+            assert isinstance(action.answer, Reply)
+            return action.answer, b""
+        if isinstance(action, Send):
+            sock.sendall(action.data)
+        elif isinstance(action, Purge):
+            _purge(sock)
+        elif isinstance(action, Wait):
+            sock.settimeout(WAITS_S[action.kind])
+            try:
+                received = sock.recv(4096)
+            except TimeoutError:
+                received = b""
+    return None, received
+
+
+def host_exchange(url: str, link: HostLink) -> Reply:
+    """Run one exchange of the codec's host link against a simulator on ``url``."""
+    host, port = url.removeprefix("socket://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=1) as sock:
+        actions = link.start()
+        while True:
+            reply, received = _perform(sock, actions)
+            if reply is not None:
+                return reply
+            actions = link.receive(received) if received else link.timeout()
