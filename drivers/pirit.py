@@ -175,7 +175,6 @@ class PiritDriver(Driver):
             rnm=self._optional(session, pm.RNM),
             versions=versions,
             ffd_support=self._optional(session, pm.FFD_SUPPORT) if short else None,
-            expiry=self._optional(session, pm.FN_EXPIRY),
         )
         if not identity.firmware_version:
             identity = replace(identity, firmware_id=self._optional(session, pm.FIRMWARE_ID))
@@ -203,6 +202,7 @@ class PiritDriver(Driver):
             last_fiscal_at=self._optional(session, pm.LAST_FISCAL_AT),
             ofd=self._optional(session, pm.OFD_QUEUE),
             memory=self._optional(session, pm.FN_MEMORY),
+            expiry=self._optional(session, pm.FN_EXPIRY),
         )
         facts = replace(facts, shift_opened_at=self._shift_opened_at(session, facts))
         return build_snapshot(identity=identity, device=device, facts=facts, host_time=host_time)

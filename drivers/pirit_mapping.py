@@ -113,7 +113,6 @@ class PiritIdentity:
     rnm: str | None = None
     versions: fnr.FnVersions | None = None  # 0x78/14
     ffd_support: fnr.FfdSupport | None = None  # 0x78/22, FFD 1.2 firmware
-    expiry: rec.FnExpiry | None = None  # 0x02/14: fixed for one FN
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,9 @@ class PiritFacts:
     fn_shift: fnr.FnShift | None = None  # 0x78/6
     shift_opened_at: datetime | None = None  # 0x02/17, only asked with the shift open
     memory: fnr.FnMemory | None = None  # 0x78/18, Punix only
+    # 0x02/14 every poll, as Shtrih's FF03h: a re-registration (excise goods, autonomous
+    # mode) can shorten the same drive's life.
+    expiry: rec.FnExpiry | None = None
 
 
 def model_name(model: rec.Model | None) -> str | None:
@@ -201,7 +203,7 @@ def _hours_since(moment: datetime, host_time: datetime) -> float:
 
 
 def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHealth:
-    expiry, memory = identity.expiry, facts.memory
+    expiry, memory = facts.expiry, facts.memory
     valid_until = expiry.valid_until if expiry else None
     # Days from the host's date, as for every vendor; the register's own count (FFD 1.2
     # firmware) only when it gives no date.

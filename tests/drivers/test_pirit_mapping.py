@@ -51,7 +51,6 @@ IDENTITY = PiritIdentity(
     inn="7701234567",
     rnm="0000000001012345",
     versions=fnr.parse_fn_versions(pv.reply(0x78, "14", "fn v 2.13", "1", "4", "3.0", "4")),
-    expiry=rec.parse_fn_expiry(pv.reply(0x02, "14", "310325")),
 )
 FACTS = PiritFacts(
     status=STATUS_SHIFT_OPEN,
@@ -64,6 +63,7 @@ FACTS = PiritFacts(
     ofd=OFD_QUEUE,
     fn_shift=fnr.parse_fn_shift(pv.reply(0x78, "6", "17", "1", "12")),
     shift_opened_at=SHIFT_OPENED,
+    expiry=rec.parse_fn_expiry(pv.reply(0x02, "14", "310325")),
 )
 
 
@@ -196,12 +196,12 @@ def test_memory_90_bit_without_0x78_18_keeps_the_figures_null() -> None:
 
 def test_expiry_from_ffd_12_firmware_and_days_left_fallback() -> None:
     both = rec.parse_fn_expiry(pv.reply(0x02, "14", "200324", "5"))
-    fn = snapshot(identity=replace(IDENTITY, expiry=both)).fn
+    fn = snapshot(replace(FACTS, expiry=both)).fn
     assert fn.valid_until == date(2024, 3, 20) and fn.days_left == 5
     days_only = rec.parse_fn_expiry(pv.reply(0x02, "14", "000000", "12"))
-    fn = snapshot(identity=replace(IDENTITY, expiry=days_only)).fn
+    fn = snapshot(replace(FACTS, expiry=days_only)).fn
     assert (fn.valid_until, fn.days_left) == (None, 12)
-    assert snapshot(identity=replace(IDENTITY, expiry=None)).fn.days_left is None
+    assert snapshot(replace(FACTS, expiry=None)).fn.days_left is None
 
 
 def test_block_deadline_is_the_earliest_the_register_reports() -> None:
