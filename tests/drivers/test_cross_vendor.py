@@ -1,0 +1,80 @@
+"""One health scenario through every vendor: the snapshots must tell the same story.
+
+Each registered vendor's emulator is loaded with the same scenario file and read by its
+own driver over TCP; the vendor-neutral facts of the snapshots must agree. A field a
+vendor cannot report is null (never a different value): that is the one allowed
+difference, listed per vendor below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from kktmon.drivers.base import DriverOptions
+from kktmon.drivers.registry import driver_class, vendors
+from kktmon.protocol.health import HealthSnapshot
+from kktmon.simulators.registry import make_emulator, simulated_vendors
+from kktmon.simulators.scenario import builtin_scenarios, load_builtin
+from kktmon.simulators.server import TcpServer
+
+VENDORS = sorted(set(vendors()) & set(simulated_vendors()))
+FAST = DriverOptions(
+    control_timeout_s=0.3,
+    answer_timeout_s=1.0,
+    byte_timeout_s=0.3,
+    archive_timeout_s=2.0,
+    poll_deadline_s=20,
+)
+
+
+def _minute(value: datetime | None) -> datetime | None:
+    return value.replace(second=0, microsecond=0) if value else None
+
+
+FACTS: dict[str, Callable[[HealthSnapshot], Any]] = {
+    "fn serial": lambda s: s.fn.serial,
+    "fn phase": lambda s: s.fn.phase.raw if s.fn.phase else None,
+    "fn valid until": lambda s: s.fn.valid_until,
+    "fn days left": lambda s: s.fn.days_left,
+    "fn warnings": lambda s: s.fn.warnings.raw,
+    "last document": lambda s: s.fn.last_document_number,
+    "unsent": lambda s: s.ofd.unsent_count,
+    "first unsent": lambda s: s.ofd.first_unsent_number,
+    "first unsent at": lambda s: _minute(s.ofd.first_unsent_at),
+    "shift state": lambda s: s.shift.state,
+    "shift number": lambda s: s.shift.number,
+    "shift opened at": lambda s: _minute(s.shift.opened_at),
+    "paper": lambda s: s.printer.paper,
+    "cover open": lambda s: s.printer.cover_open,
+    "inn": lambda s: s.device.inn,
+    "rnm": lambda s: s.device.rnm,
+    "block reason": lambda s: s.block_reason,
+}
+
+
+def _read(vendor: str, scenario: str) -> HealthSnapshot:
+    emulator = make_emulator(vendor)
+    emulator.state = load_builtin(scenario)  # type: ignore[misc]
+    with TcpServer(emulator) as server:
+        snapshot = driver_class(vendor)(server.url, FAST).read_health()
+    assert not snapshot.stale, f"{vendor}: {snapshot.link.last_error}"
+    return snapshot
+
+
+@pytest.mark.skipif(len(VENDORS) < 2, reason="needs two simulated vendors")
+@pytest.mark.parametrize("scenario", builtin_scenarios())
+def test_every_vendor_reports_the_same_facts(scenario: str) -> None:
+    snapshots = {vendor: _read(vendor, scenario) for vendor in VENDORS}
+    reference_vendor = VENDORS[0]
+    disagreements = []
+    for name, fact in FACTS.items():
+        values = {vendor: fact(snapshot) for vendor, snapshot in snapshots.items()}
+        known = {vendor: value for vendor, value in values.items() if value is not None}
+        if len({repr(value) for value in known.values()}) > 1:
+            disagreements.append(f"{name}: {values}")
+    assert not disagreements, f"{scenario} read through {VENDORS}:\n" + "\n".join(disagreements)
+    assert all(s.fn.serial for s in snapshots.values()), reference_vendor
