@@ -62,6 +62,7 @@ class Demo:
         self.servers: dict[str, TcpServer] = {}
         self.ports: dict[str, int] = {}
         self.vendor_of: dict[str, str] = {}
+        self.kkt_of: dict[str, str] = {}
         vendors = simulated_vendors()
         names = [f"till-{n}" for n in range(1, max(len(TILLS), len(vendors)) + 1)]
         for n, till in enumerate(names, 1):
@@ -130,8 +131,24 @@ class Demo:
         print(f"[{time.monotonic() - self.t0:5.1f}s] {text}", flush=True)
 
     def kkt(self, till: str) -> str:
-        """The store's name for a register (``<vendor>-<serial>``) or the site's agent."""
-        return AGENT if till == AGENT else f"{self.vendor_of[till]}-{self.state(till).serial}"
+        """The store's name for a register (``<vendor>-<serial>``) or the site's agent.
+
+        Some families report fewer digits than the scenario's 16 (ATOL: the last 14), so
+        the name is the one the agent actually published, found by the serial's tail.
+        """
+        if till == AGENT:
+            return AGENT
+        if till not in self.kkt_of:
+            serial, vendor = self.state(till).serial, self.vendor_of[till]
+            store = self.service.store
+            for digits in range(len(serial), 9, -1):
+                name = f"{vendor}-{serial[-digits:]}"
+                if store.device_facts(SITE, name):
+                    self.kkt_of[till] = name
+                    break
+            else:
+                return f"{vendor}-{serial}"  # not reported yet
+        return self.kkt_of[till]
 
     def names(self) -> dict[str, str]:
         return {self.kkt(till): till for till in self.emulators} | {AGENT: SITE}
@@ -177,6 +194,7 @@ class Demo:
             return online and all(store.device_facts(SITE, self.kkt(t)) for t in self.emulators)
 
         self.wait_until(up, START_WITHIN_S, "the agent to report every register")
+        self.watch.names = self.names()  # now with the names the registers reported
         self.say(f"the agent is online and has reported all {len(self.emulators)} registers")
 
     def play(self) -> None:

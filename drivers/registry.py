@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 BUILTIN_DRIVERS: dict[str, tuple[str, str]] = {
     "shtrih": ("kktmon.drivers.shtrih", "ShtrihDriver"),
     "pirit": ("kktmon.drivers.pirit", "PiritDriver"),
+    "atol": ("kktmon.drivers.atol", "AtolDriver"),
 }
 
 ENTRY_POINT_GROUP = "kktmon.drivers"

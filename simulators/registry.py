@@ -13,6 +13,7 @@ from kktmon.simulators.server import DeviceEmulator, run
 BUILTIN_SIMULATORS: dict[str, tuple[str, str]] = {
     "shtrih": ("kktmon.simulators.shtrih", "ShtrihEmulator"),
     "pirit": ("kktmon.simulators.pirit", "PiritEmulator"),
+    "atol": ("kktmon.simulators.atol", "AtolEmulator"),
 }
 
 
