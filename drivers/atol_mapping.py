@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from kktmon.drivers.mapping import SECONDS_PER_HOUR, aware, hours_since, memory_used_pct, ofd_queue
 from kktmon.protocol import atol_records as rec
 from kktmon.protocol.health import (
     ClockInfo,
@@ -27,7 +28,6 @@ from kktmon.protocol.health import (
     FnPhaseInfo,
     FnWarnings,
     HealthSnapshot,
-    OfdExchangeStatus,
     OfdQueue,
     PaperState,
     PrinterInfo,
@@ -35,7 +35,6 @@ from kktmon.protocol.health import (
     ShiftState,
 )
 
-SECONDS_PER_HOUR = 3600
 SHIFT_LIMIT = timedelta(hours=24)
 FN_TIME_STEP = timedelta(minutes=1)  # FN dates stop at minutes: an event may lie up to 59 s later
 
@@ -98,7 +97,7 @@ def build_snapshot(
         device=device,
         fn=fn,
         ofd=_ofd(answers.ofd, host_time),
-        shift=_shift(answers, _aware(shift_opened_at, host_time), host_time),
+        shift=_shift(answers, aware(shift_opened_at, host_time), host_time),
         printer=_printer(answers.state, answers.status),
         clock=ClockInfo(
             device_time=device_time,
@@ -107,18 +106,11 @@ def build_snapshot(
     )
 
 
-def _aware(naive: datetime | None, host_time: datetime) -> datetime | None:
-    return naive.replace(tzinfo=host_time.tzinfo) if naive else None
-
-
 def _fn(answers: PollAnswers, host_time: datetime) -> FnHealth:
     status, validity, resource = answers.fn_status, answers.validity, answers.resource
     valid_until = validity.valid_until if validity else None
     documents_left = resource.storage_5y if resource else None
-    used_pct = None
-    if documents_left is not None and status.last_document_number + documents_left > 0:
-        total = status.last_document_number + documents_left
-        used_pct = round(100 * status.last_document_number / total, 2)
+    used_pct = memory_used_pct(status.last_document_number, documents_left)
     return FnHealth(
         serial=status.serial or None,
         phase=FnPhaseInfo.from_byte(status.phase),
@@ -127,7 +119,7 @@ def _fn(answers: PollAnswers, host_time: datetime) -> FnHealth:
         registrations_left=validity.reregistrations_left if validity else None,
         warnings=FnWarnings.from_byte(status.warnings),
         last_document_number=status.last_document_number,
-        last_document_at=_aware(status.last_document_at, host_time),
+        last_document_at=aware(status.last_document_at, host_time),
         memory_used_pct=used_pct,
         documents_left=documents_left,
         storage_30d_free_kb=resource.storage_30d if resource else None,
@@ -137,18 +129,12 @@ def _fn(answers: PollAnswers, host_time: datetime) -> FnHealth:
 def _ofd(status: rec.OfdStatus | None, host_time: datetime) -> OfdQueue:
     if status is None:
         return OfdQueue()
-    first_at = _aware(status.first_unsent_at, host_time)
-    age_h = None
-    if status.unsent_count == 0:
-        age_h = 0.0
-    elif first_at is not None:
-        age_h = round((host_time - first_at).total_seconds() / SECONDS_PER_HOUR, 2)
-    return OfdQueue(
+    return ofd_queue(
         unsent_count=status.unsent_count,
         first_unsent_number=status.first_unsent_number,
-        first_unsent_at=first_at,
-        oldest_unsent_age_h=age_h,
-        exchange=OfdExchangeStatus.from_byte(status.flags),
+        first_unsent_at=status.first_unsent_at,
+        status_byte=status.flags,
+        host_time=host_time,
     )
 
 
@@ -173,7 +159,7 @@ def _shift(answers: PollAnswers, opened_at: datetime | None, host_time: datetime
         return ShiftInfo(state=ShiftState.CLOSED, number=number)
     hours = None
     if opened_at is not None:
-        hours = round((host_time - opened_at).total_seconds() / SECONDS_PER_HOUR, 2)
+        hours = hours_since(opened_at, host_time)
     expired = hours is not None and hours >= SHIFT_LIMIT.total_seconds() / SECONDS_PER_HOUR
     return ShiftInfo(
         state=ShiftState.EXPIRED if expired else ShiftState.OPEN,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from kktmon.drivers.mapping import aware, hours_since, memory_used_pct, ofd_queue
 from kktmon.protocol import pirit_commands as cmd
 from kktmon.protocol import pirit_fn_records as fnr
 from kktmon.protocol import pirit_records as rec
@@ -31,7 +32,6 @@ from kktmon.protocol.health import (
     FnPhaseInfo,
     FnWarnings,
     HealthSnapshot,
-    OfdExchangeStatus,
     OfdQueue,
     PaperState,
     PrinterInfo,
@@ -44,7 +44,6 @@ from kktmon.protocol.pirit_commands import FN_INFO, INFO, FnInfo, Info
 T = TypeVar("T")
 
 VENDOR = "pirit"
-SECONDS_PER_HOUR = 3600
 SHIFT_LIMIT_H = 24
 
 #: 0x04 bits that make ``printer.fault``; paper (bit 1) and cover (bit 2) have fields
@@ -181,7 +180,7 @@ def device_info(identity: PiritIdentity, transport: str | None) -> DeviceInfo:
 def build_snapshot(
     *, identity: PiritIdentity, device: DeviceInfo, facts: PiritFacts, host_time: datetime
 ) -> HealthSnapshot:
-    device_time = _aware(facts.device_time, host_time)
+    device_time = aware(facts.device_time, host_time)
     skew = round((device_time - host_time).total_seconds(), 1) if device_time else None
     return HealthSnapshot(
         taken_at=host_time,
@@ -194,14 +193,6 @@ def build_snapshot(
     )
 
 
-def _aware(naive: datetime | None, host_time: datetime) -> datetime | None:
-    return naive.replace(tzinfo=host_time.tzinfo) if naive else None
-
-
-def _hours_since(moment: datetime, host_time: datetime) -> float:
-    return round((host_time - moment).total_seconds() / SECONDS_PER_HOUR, 2)
-
-
 def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHealth:
     expiry, memory = facts.expiry, facts.memory
     valid_until = expiry.valid_until if expiry else None
@@ -212,9 +203,7 @@ def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHe
     else:
         days_left = expiry.days_left if expiry else None
     last = facts.last_fd_number
-    used_pct = None
-    if memory is not None and last is not None and last + memory.documents_left > 0:
-        used_pct = round(100 * last / (last + memory.documents_left), 2)
+    used_pct = memory_used_pct(last, memory.documents_left if memory else None)
     return FnHealth(
         serial=facts.fn_serial or None,
         phase=FnPhaseInfo.from_byte(facts.fn_status.phase),
@@ -223,7 +212,7 @@ def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHe
         warnings=FnWarnings.from_byte(facts.fn_status.warnings.raw),
         last_document_number=last,
         # With no document in the FN there is no date, whatever 02h/5 still holds.
-        last_document_at=None if last == 0 else _aware(facts.last_fiscal_at, host_time),
+        last_document_at=None if last == 0 else aware(facts.last_fiscal_at, host_time),
         memory_used_pct=used_pct,
         documents_left=memory.documents_left if memory else None,
         storage_30d_free_kb=memory.storage_30d_free_kb if memory else None,
@@ -234,18 +223,12 @@ def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHe
 def _ofd(queue: fnr.OfdQueue | None, host_time: datetime) -> OfdQueue:
     if queue is None:
         return OfdQueue()
-    first_at = _aware(queue.first_unsent_at, host_time)
-    age_h = None
-    if queue.unsent_count == 0:
-        age_h = 0.0
-    elif first_at is not None:
-        age_h = _hours_since(first_at, host_time)
-    return OfdQueue(
+    return ofd_queue(
         unsent_count=queue.unsent_count,
         first_unsent_number=queue.first_unsent_number,
-        first_unsent_at=first_at,
-        oldest_unsent_age_h=age_h,
-        exchange=OfdExchangeStatus.from_byte(queue.status),
+        first_unsent_at=queue.first_unsent_at,
+        status_byte=queue.status,
+        host_time=host_time,
     )
 
 
@@ -263,8 +246,8 @@ def _shift(facts: PiritFacts, host_time: datetime) -> ShiftInfo:
     number = facts.fn_shift.number if facts.fn_shift else None
     if not shift_is_open(facts):
         return ShiftInfo(state=ShiftState.CLOSED, number=number)
-    opened_at = _aware(facts.shift_opened_at, host_time)
-    hours = _hours_since(opened_at, host_time) if opened_at else None
+    opened_at = aware(facts.shift_opened_at, host_time)
+    hours = hours_since(opened_at, host_time) if opened_at else None
     expired = facts.status.flags.shift_over_24h or (hours is not None and hours >= SHIFT_LIMIT_H)
     return ShiftInfo(
         state=ShiftState.EXPIRED if expired else ShiftState.OPEN,

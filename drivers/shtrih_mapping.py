@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from kktmon.drivers.mapping import aware, hours_since, memory_used_pct, ofd_queue
 from kktmon.protocol import shtrih_records as rec
 from kktmon.protocol.health import (
     ClockInfo,
@@ -16,7 +17,6 @@ from kktmon.protocol.health import (
     FnPhaseInfo,
     FnWarnings,
     HealthSnapshot,
-    OfdExchangeStatus,
     OfdQueue,
     PaperState,
     PrinterInfo,
@@ -27,7 +27,6 @@ from kktmon.protocol.health import (
 MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED, MODE_SHIFT_CLOSED = 2, 3, 4
 PAPER_OUT_SUBMODES = frozenset({1, 2, 3})  # passive/active paper-out, waiting for B0h
 LAST_PRINT_PRINTER_ERROR = 2
-SECONDS_PER_HOUR = 3600
 
 # Latin letters some firmware puts into model names (quirk 11.9) -> Cyrillic.
 _LOOKALIKES = str.maketrans("ABCEHKMOPTXaceopx", "АВСЕНКМОРТХасеорх")
@@ -69,17 +68,13 @@ def build_snapshot(
             update={"firmware": fn_firmware}
         ),
         ofd=_ofd(ofd, host_time),
-        shift=_shift(long_status, fn_status, shift, _aware(shift_opened_at, host_time), host_time),
+        shift=_shift(long_status, fn_status, shift, aware(shift_opened_at, host_time), host_time),
         printer=_printer(long_status, short_status),
         clock=ClockInfo(
             device_time=device_time,
             skew_s=round((device_time - host_time).total_seconds(), 1),
         ),
     )
-
-
-def _aware(naive: datetime | None, host_time: datetime) -> datetime | None:
-    return naive.replace(tzinfo=host_time.tzinfo) if naive else None
 
 
 def _firmware(status: rec.LongStatus) -> str:
@@ -95,10 +90,7 @@ def _fn(
 ) -> FnHealth:
     valid_until = validity.valid_until if validity else None
     documents_left = resource.documents_left if resource else None
-    used_pct = None
-    if documents_left is not None and status.last_document_number + documents_left > 0:
-        total = status.last_document_number + documents_left
-        used_pct = round(100 * status.last_document_number / total, 2)
+    used_pct = memory_used_pct(status.last_document_number, documents_left)
     return FnHealth(
         serial=status.serial or None,
         phase=FnPhaseInfo.from_byte(status.phase),
@@ -107,7 +99,7 @@ def _fn(
         registrations_left=validity.registrations_left if validity else None,
         warnings=FnWarnings.from_byte(status.warnings),
         last_document_number=status.last_document_number,
-        last_document_at=_aware(status.last_document_at, host_time),
+        last_document_at=aware(status.last_document_at, host_time),
         memory_used_pct=used_pct,
         documents_left=documents_left,
         storage_30d_free_kb=resource.storage_30d_free_kb if resource else None,
@@ -117,18 +109,12 @@ def _fn(
 def _ofd(status: rec.OfdStatus | None, host_time: datetime) -> OfdQueue:
     if status is None:
         return OfdQueue()
-    first_at = _aware(status.first_unsent_at, host_time)
-    age_h = None
-    if status.unsent_count == 0:
-        age_h = 0.0
-    elif first_at is not None:
-        age_h = round((host_time - first_at).total_seconds() / SECONDS_PER_HOUR, 2)
-    return OfdQueue(
+    return ofd_queue(
         unsent_count=status.unsent_count,
         first_unsent_number=status.first_unsent_number,
-        first_unsent_at=first_at,
-        oldest_unsent_age_h=age_h,
-        exchange=OfdExchangeStatus.from_byte(status.status),
+        first_unsent_at=status.first_unsent_at,
+        status_byte=status.status,
+        host_time=host_time,
     )
 
 
@@ -145,7 +131,7 @@ def _shift(
         return ShiftInfo(state=ShiftState.CLOSED, number=number)
     hours = None
     if opened_at is not None:
-        hours = round((host_time - opened_at).total_seconds() / SECONDS_PER_HOUR, 2)
+        hours = hours_since(opened_at, host_time)
     expired = status.mode_number == MODE_SHIFT_EXPIRED or (hours is not None and hours >= 24)
     return ShiftInfo(
         state=ShiftState.EXPIRED if expired else ShiftState.OPEN,
