@@ -22,38 +22,14 @@ from datetime import date, datetime
 from kktmon.protocol import atol_commands as cmd
 from kktmon.protocol.atol_commands import answer_payload, bcd_digits, bcd_to_int
 from kktmon.protocol.errors import MalformedAnswerError
+from kktmon.protocol.fields import FieldCursor
 
 
-class _Fields:
-    """Cursor over an answer payload that raises a typed error when it runs short."""
-
-    def __init__(self, payload: bytes, what: str) -> None:
-        self.payload = payload
-        self.pos = 0
-        self.what = what
-
-    def take(self, size: int) -> bytes:
-        if self.pos + size > len(self.payload):
-            raise MalformedAnswerError(
-                f"{self.what}: answer ends at byte {len(self.payload)}, field needs "
-                f"{self.pos + size}"
-            )
-        chunk = self.payload[self.pos : self.pos + size]
-        self.pos += size
-        return chunk
-
-    def uint(self, size: int) -> int:
-        """Binary little-endian (FN pass-through fields)."""
-        return int.from_bytes(self.take(size), "little")
+class _Fields(FieldCursor):
+    """The shared cursor plus ATOL's BCD fields."""
 
     def bcd(self, size: int) -> int:
         return bcd_to_int(self.take(size), self.what)
-
-    def has(self, size: int) -> bool:
-        return self.pos + size <= len(self.payload)
-
-    def rest(self) -> bytes:
-        return self.take(len(self.payload) - self.pos)
 
 
 def _datetime(parts: tuple[int, ...], what: str) -> datetime:

@@ -12,33 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from kktmon.protocol.errors import MalformedAnswerError
+from kktmon.protocol.fields import FieldCursor
 from kktmon.protocol.shtrih import Frame
 from kktmon.protocol.shtrih_commands import answer_payload
 
-
-class _Fields:
-    """Little cursor over an answer payload that raises typed errors when short."""
-
-    def __init__(self, payload: bytes, what: str) -> None:
-        self.payload = payload
-        self.pos = 0
-        self.what = what
-
-    def take(self, size: int) -> bytes:
-        if self.pos + size > len(self.payload):
-            raise MalformedAnswerError(
-                f"{self.what}: answer ends at byte {len(self.payload)}, field needs "
-                f"{self.pos + size}"
-            )
-        chunk = self.payload[self.pos : self.pos + size]
-        self.pos += size
-        return chunk
-
-    def uint(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "little")
-
-    def has(self, size: int) -> bool:
-        return self.pos + size <= len(self.payload)
+_Fields = FieldCursor
 
 
 def _text(raw: bytes, encoding: str = "cp1251") -> str:
