@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--url", required=True, help="serial:///dev/ttyACM0, socket://host:7778")
     status.add_argument("--json", action="store_true", help="print one HealthSnapshot as JSON")
     status.add_argument("--password", type=int, default=30, help="system administrator password")
+    status.add_argument(
+        "--connection-password", help="link password where the family has one (Pirit: PIRI)"
+    )
     status.add_argument("--timeout", type=float, default=60.0, help="whole-poll deadline, s")
     status.set_defaults(handler=_status)
 
@@ -97,7 +100,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _status(args: argparse.Namespace) -> int:
-    options = DriverOptions(password=args.password, poll_deadline_s=args.timeout)
+    options = DriverOptions(
+        password=args.password,
+        connection_password=args.connection_password,
+        poll_deadline_s=args.timeout,
+    )
     driver = driver_class(args.vendor)(args.url, options)
     snapshot = with_problems(driver.read_health())
     print(snapshot.to_json() if args.json else render_table(snapshot))

@@ -89,6 +89,8 @@ class DeviceConfig(StrictModel):
     name: str | None = None
     #: The register's system-administrator password (Shtrih default 30); never in repr.
     password: int = Field(30, ge=0, le=0xFFFFFFFF, repr=False)
+    #: The link-level password of families that have one (Pirit: "PIRI" unless changed).
+    connection_password: str | None = Field(None, min_length=1, max_length=16, repr=False)
     control_timeout_s: Positive | None = None
     answer_timeout_s: Positive | None = None
     byte_timeout_s: Positive | None = None
@@ -99,7 +101,9 @@ class DeviceConfig(StrictModel):
 
     def driver_options(self) -> DriverOptions:
         tuning = {key: getattr(self, key) for key in _DRIVER_KEYS if getattr(self, key) is not None}
-        return DriverOptions(password=self.password, **tuning)
+        return DriverOptions(
+            password=self.password, connection_password=self.connection_password, **tuning
+        )
 
     @field_validator("url")
     @classmethod

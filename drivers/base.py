@@ -59,6 +59,9 @@ class DriverOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     password: int = Field(default=30, ge=0, le=0xFFFFFFFF)
+    #: A link-level password some protocols carry in every frame (Pirit's 4 characters,
+    #: settings item 20); None keeps the vendor's default.
+    connection_password: str | None = Field(default=None, min_length=1, max_length=16)
     control_timeout_s: float = Field(default=1.0, gt=0)
     answer_timeout_s: float = Field(default=5.0, gt=0)
     archive_timeout_s: float = Field(default=30.0, gt=0)

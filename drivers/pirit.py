@@ -142,11 +142,12 @@ class PiritDriver(Driver):
         password: str = DEFAULT_PASSWORD,
         serial_opener: SerialOpener = open_at_baudrate,
     ) -> None:
-        self.password = password
         self._serial_opener = serial_opener
         super().__init__(
             with_default_port(url), options, transport_factory=transport_factory, clock=clock
         )
+        # The configured connection password (agent config, --connection-password) wins.
+        self.password = self.options.connection_password or password
 
     def setup(self) -> None:
         self._ids = PacketIds()

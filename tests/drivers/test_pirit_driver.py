@@ -672,3 +672,13 @@ def test_every_frame_the_driver_writes_is_on_the_allowlist() -> None:
     assert {(0x78, sub) for sub in ("1", "2", "3", "6", "7", "14", "18", "22")} <= asked
     assert {(0x00, None), (0x04, None), (0x13, None)} <= asked
     assert forbidden == []
+
+
+def test_connection_password_comes_from_the_options() -> None:
+    """The agent's config (devices.connection_password) and the CLI set it, not only code."""
+    with TcpServer(PiritEmulator(default_state(), password="DRRB")) as server:
+        refused = PiritDriver(server.url, FAST).read_health()
+        options = FAST.model_copy(update={"connection_password": "DRRB"})
+        good = PiritDriver(server.url, options).read_health()
+    assert refused.stale
+    assert not good.stale and good.fn.serial == default_state().fn.serial
