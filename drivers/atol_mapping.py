@@ -18,15 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kktmon.drivers.mapping import SECONDS_PER_HOUR, aware, hours_since, memory_used_pct, ofd_queue
+from kktmon.drivers.mapping import (
+    SECONDS_PER_HOUR,
+    aware,
+    fn_health,
+    hours_since,
+    ofd_queue,
+)
 from kktmon.protocol import atol_records as rec
 from kktmon.protocol.health import (
     ClockInfo,
     DeviceInfo,
     FfdVersions,
     FnHealth,
-    FnPhaseInfo,
-    FnWarnings,
     HealthSnapshot,
     OfdQueue,
     PaperState,
@@ -108,21 +112,17 @@ def build_snapshot(
 
 def _fn(answers: PollAnswers, host_time: datetime) -> FnHealth:
     status, validity, resource = answers.fn_status, answers.validity, answers.resource
-    valid_until = validity.valid_until if validity else None
-    documents_left = resource.storage_5y if resource else None
-    used_pct = memory_used_pct(status.last_document_number, documents_left)
-    return FnHealth(
-        serial=status.serial or None,
-        phase=FnPhaseInfo.from_byte(status.phase),
-        valid_until=valid_until,
-        days_left=(valid_until - host_time.date()).days if valid_until else None,
+    return fn_health(
+        serial=status.serial,
+        phase=status.phase,
+        warnings=status.warnings,
+        valid_until=validity.valid_until if validity else None,
         registrations_left=validity.reregistrations_left if validity else None,
-        warnings=FnWarnings.from_byte(status.warnings),
         last_document_number=status.last_document_number,
-        last_document_at=aware(status.last_document_at, host_time),
-        memory_used_pct=used_pct,
-        documents_left=documents_left,
+        last_document_at=status.last_document_at,
+        documents_left=resource.storage_5y if resource else None,
         storage_30d_free_kb=resource.storage_30d if resource else None,
+        host_time=host_time,
     )
 
 

@@ -7,9 +7,9 @@ fact means the same number whichever register reported it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from kktmon.protocol.health import OfdExchangeStatus, OfdQueue
+from kktmon.protocol.health import FnHealth, FnPhaseInfo, FnWarnings, OfdExchangeStatus, OfdQueue
 
 SECONDS_PER_HOUR = 3600
 
@@ -51,4 +51,41 @@ def ofd_queue(
         first_unsent_at=first_at,
         oldest_unsent_age_h=age_h,
         exchange=OfdExchangeStatus.from_byte(status_byte),
+    )
+
+
+def fn_health(
+    *,
+    serial: str | None,
+    phase: int,
+    warnings: int,
+    valid_until: date | None,
+    last_document_number: int | None,
+    last_document_at: datetime | None,
+    documents_left: int | None,
+    storage_30d_free_kb: int | None,
+    host_time: datetime,
+    registrations_left: int | None = None,
+    register_days_left: int | None = None,
+    firmware: str | None = None,
+) -> FnHealth:
+    """The FN part of a snapshot from decoded values.
+
+    ``days_left`` counts from the host's date to ``valid_until``, as for every vendor;
+    the register's own count is used only when it gives no date.
+    """
+    days_left = (valid_until - host_time.date()).days if valid_until else register_days_left
+    return FnHealth(
+        serial=serial or None,
+        phase=FnPhaseInfo.from_byte(phase),
+        valid_until=valid_until,
+        days_left=days_left,
+        registrations_left=registrations_left,
+        warnings=FnWarnings.from_byte(warnings),
+        last_document_number=last_document_number,
+        last_document_at=aware(last_document_at, host_time),
+        memory_used_pct=memory_used_pct(last_document_number, documents_left),
+        documents_left=documents_left,
+        storage_30d_free_kb=storage_30d_free_kb,
+        firmware=firmware,
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from kktmon.drivers.mapping import aware, hours_since, memory_used_pct, ofd_queue
+from kktmon.drivers.mapping import aware, fn_health, hours_since, ofd_queue
 from kktmon.protocol import pirit_commands as cmd
 from kktmon.protocol import pirit_fn_records as fnr
 from kktmon.protocol import pirit_records as rec
@@ -29,8 +29,6 @@ from kktmon.protocol.health import (
     DeviceInfo,
     FfdVersions,
     FnHealth,
-    FnPhaseInfo,
-    FnWarnings,
     HealthSnapshot,
     OfdQueue,
     PaperState,
@@ -194,29 +192,20 @@ def build_snapshot(
 
 
 def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHealth:
-    expiry, memory = facts.expiry, facts.memory
-    valid_until = expiry.valid_until if expiry else None
-    # Days from the host's date, as for every vendor; the register's own count (FFD 1.2
-    # firmware) only when it gives no date.
-    if valid_until is not None:
-        days_left: int | None = (valid_until - host_time.date()).days
-    else:
-        days_left = expiry.days_left if expiry else None
-    last = facts.last_fd_number
-    used_pct = memory_used_pct(last, memory.documents_left if memory else None)
-    return FnHealth(
-        serial=facts.fn_serial or None,
-        phase=FnPhaseInfo.from_byte(facts.fn_status.phase),
-        valid_until=valid_until,
-        days_left=days_left,
-        warnings=FnWarnings.from_byte(facts.fn_status.warnings.raw),
+    expiry, memory, last = facts.expiry, facts.memory, facts.last_fd_number
+    return fn_health(
+        serial=facts.fn_serial,
+        phase=facts.fn_status.phase,
+        warnings=facts.fn_status.warnings.raw,
+        valid_until=expiry.valid_until if expiry else None,
+        register_days_left=expiry.days_left if expiry else None,
         last_document_number=last,
         # With no document in the FN there is no date, whatever 02h/5 still holds.
-        last_document_at=None if last == 0 else aware(facts.last_fiscal_at, host_time),
-        memory_used_pct=used_pct,
+        last_document_at=None if last == 0 else facts.last_fiscal_at,
         documents_left=memory.documents_left if memory else None,
         storage_30d_free_kb=memory.storage_30d_free_kb if memory else None,
         firmware=(identity.versions.fn_firmware or None) if identity.versions else None,
+        host_time=host_time,
     )
 
 
