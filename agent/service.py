@@ -25,6 +25,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 class DevicePoller(threading.Thread):
     """Polls one register until told to stop."""
 
-    def __init__(self, service: AgentService, device: DeviceConfig, driver: Driver) -> None:
+    def __init__(self, service: AgentService, device: DeviceConfig, driver: Driver[Any]) -> None:
         super().__init__(name=f"poll {device.label}", daemon=True)
         self.service, self.device, self.driver = service, device, driver
         self.stop_event = threading.Event()

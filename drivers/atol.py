@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from kktmon.drivers import atol_mapping as mapping
 from kktmon.drivers.atol_link import BUSY_CODES, AtolWire, LinkLayer, split_url
-from kktmon.drivers.base import Driver, Session
+from kktmon.drivers.base import Session, WireDriver
 from kktmon.protocol import atol_commands as cmd
 from kktmon.protocol import atol_records as rec
 from kktmon.protocol.errors import (
@@ -65,7 +65,7 @@ class _SlowFacts:
     registration: rec.Registration | None
 
 
-class AtolDriver(Driver):
+class AtolDriver(WireDriver):
     """ATOL registers over serial, USB-CDC or TCP (port 5555), FE or LEGACY link layer."""
 
     vendor = "atol"

@@ -9,8 +9,11 @@ A driver is built from a URL and options and offers two calls:
   never raises for device or link trouble: a failed poll returns the last good facts
   marked ``stale`` with the link state (``busy``, ``unreachable``, ``garbled``).
 
-Vendors implement :meth:`Driver._identify` and :meth:`Driver._poll` against a
-:class:`Session`, which holds the open transport, the poll's deadline and link figures.
+Wire vendors subclass :class:`WireDriver` and implement :meth:`Driver._identify` and
+:meth:`Driver._poll` against a :class:`Session`, which holds the open byte transport, the
+poll's deadline and link figures. Adapters that reach the register through a vendor's
+driver server (HTTP) subclass :class:`Driver` with their own session type: anything
+that counts bytes and retries and can be closed (:class:`PollSession`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +38,9 @@ from kktmon.protocol.errors import (
     LinkTimeoutError,
     MalformedAnswerError,
     PortBusyError,
+    ServerBusyError,
+    ServerDownError,
+    ServerRefusedError,
     TransportClosedError,
     UnexpectedAnswerError,
     UnreachableError,
@@ -44,6 +50,23 @@ from kktmon.protocol.link import LinkMachine, Purge, Send, Wait, WaitKind
 
 T = TypeVar("T")
 A = TypeVar("A")
+
+
+class PollSession(Protocol):
+    """What the driver base needs from one poll's connection, whatever carries it."""
+
+    retries: int
+
+    @property
+    def bytes_tx(self) -> int: ...
+
+    @property
+    def bytes_rx(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=PollSession)
 TransportFactory = Callable[[str], Transport]
 Clock = Callable[[], datetime]
 
@@ -163,7 +186,7 @@ class Session:
 _RETRYABLE = (ChecksumError, FrameError, UnexpectedAnswerError, TransportClosedError)
 
 
-class Driver(ABC):
+class Driver(ABC, Generic[S]):
     """Base of every vendor driver: lifecycle, failure handling, link figures."""
 
     vendor: ClassVar[str]
@@ -172,17 +195,11 @@ class Driver(ABC):
     busy_device_codes: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(
-        self,
-        url: str,
-        options: DriverOptions | None = None,
-        *,
-        transport_factory: TransportFactory = open_transport,
-        clock: Clock = local_now,
+        self, url: str, options: DriverOptions | None = None, *, clock: Clock = local_now
     ) -> None:
         self.url = url
         self.options = options or DriverOptions()
         self.clock = clock
-        self._transport_factory = transport_factory
         self._last_good: HealthSnapshot | None = None
         self.setup()
 
@@ -198,7 +215,7 @@ class Driver(ABC):
     def read_health(self) -> HealthSnapshot:
         """One bounded poll; trouble becomes a stale snapshot, never an exception."""
         started = time.monotonic()
-        session: Session | None = None
+        session: S | None = None
         try:
             with self._session() as session:
                 snapshot = self._poll(session)
@@ -218,21 +235,21 @@ class Driver(ABC):
         return self._last_good
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
-        session = Session(self.url, self._transport_factory, self.options)
+    def _session(self) -> Iterator[S]:
+        session = self._open_session()
         try:
             yield session
         finally:
             session.close()
 
-    def _failed(self, exc: KktmonError, started: float, session: Session | None) -> HealthSnapshot:
+    def _failed(self, exc: KktmonError, started: float, session: S | None) -> HealthSnapshot:
         link = LinkInfo(
             state=self._link_state(exc),
             duration_ms=_elapsed_ms(started),
             bytes_tx=session.bytes_tx if session else 0,
             bytes_rx=session.bytes_rx if session else 0,
             retries=session.retries if session else 0,
-            last_error=error_code(exc),
+            last_error=self._error_code(exc),
         )
         base = self._last_good or HealthSnapshot(
             taken_at=self.clock(), device=DeviceInfo(vendor=self.vendor)
@@ -253,19 +270,49 @@ class Driver(ABC):
             return LinkState.GARBLED
         return LinkState.UNREACHABLE
 
+    def _error_code(self, exc: KktmonError) -> str:
+        """``link.last_error`` for a failed poll; adapters may add the server's words."""
+        return error_code(exc)
+
     @abstractmethod
-    def _identify(self, session: Session) -> DeviceInfo:
+    def _open_session(self) -> S:
+        """Open one poll's connection (raises a typed error when it cannot)."""
+
+    @abstractmethod
+    def _identify(self, session: S) -> DeviceInfo:
         """Read identity over an open session."""
 
     @abstractmethod
-    def _poll(self, session: Session) -> HealthSnapshot:
+    def _poll(self, session: S) -> HealthSnapshot:
         """Read everything over an open session; the base fills in ``link``."""
+
+
+class WireDriver(Driver[Session]):
+    """Base of the drivers that speak a register's own protocol over a byte transport."""
+
+    def __init__(
+        self,
+        url: str,
+        options: DriverOptions | None = None,
+        *,
+        transport_factory: TransportFactory = open_transport,
+        clock: Clock = local_now,
+    ) -> None:
+        self._transport_factory = transport_factory  # before setup(), which may wrap it
+        super().__init__(url, options, clock=clock)
+
+    def _open_session(self) -> Session:
+        return Session(self.url, self._transport_factory, self.options)
 
 
 def error_code(exc: BaseException) -> str:
     """Stable, typed code for ``link.last_error``: ``PORT_BUSY``, ``DEVICE_ERROR_4F``..."""
     if isinstance(exc, DeviceError):
         return f"DEVICE_ERROR_{exc.code:02X}"
+    if isinstance(exc, ServerBusyError):
+        return f"SERVER_BUSY:{exc.reason}"
+    if isinstance(exc, ServerRefusedError):
+        return exc.reason.upper()
     for cls, code in _ERROR_CODES:
         if isinstance(exc, cls):
             return code
@@ -274,6 +321,7 @@ def error_code(exc: BaseException) -> str:
 
 _ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (PortBusyError, "PORT_BUSY"),
+    (ServerDownError, "SERVER_DOWN"),
     (LinkTimeoutError, "TIMEOUT"),
     (TransportClosedError, "CLOSED"),
     (UnreachableError, "UNREACHABLE"),

@@ -35,10 +35,10 @@ from urllib.parse import parse_qs, urlsplit
 from kktmon.drivers import pirit_mapping as pm
 from kktmon.drivers.base import (
     Clock,
-    Driver,
     DriverOptions,
     Session,
     TransportFactory,
+    WireDriver,
     local_now,
 )
 from kktmon.drivers.pirit_mapping import (
@@ -121,7 +121,7 @@ def with_default_port(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}:{TCP_PORT}{parts.path}"
 
 
-class PiritDriver(Driver):
+class PiritDriver(WireDriver):
     """Pirit 2F / 2SF, Viki Print and the Dreamkas-F core over serial, USB-CDC or TCP.
 
     ``password`` is the 4-character connection password (settings item 20, ``PIRI``

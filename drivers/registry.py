@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kktmon.protocol.errors import UnsupportedVendorError
 
@@ -31,14 +31,14 @@ def vendors() -> list[str]:
     return sorted(set(BUILTIN_DRIVERS) | plugins)
 
 
-def driver_class(vendor: str) -> type[Driver]:
+def driver_class(vendor: str) -> type[Driver[Any]]:
     """The driver class registered under ``vendor``."""
     if vendor in BUILTIN_DRIVERS:
         module_name, class_name = BUILTIN_DRIVERS[vendor]
-        cls: type[Driver] = getattr(importlib.import_module(module_name), class_name)
+        cls: type[Driver[Any]] = getattr(importlib.import_module(module_name), class_name)
         return cls
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=vendor):
-        plugin: type[Driver] = ep.load()
+        plugin: type[Driver[Any]] = ep.load()
         return plugin
     raise UnsupportedVendorError(
         f"no driver for vendor {vendor!r}; known vendors: {', '.join(vendors())}"

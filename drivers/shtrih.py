@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from kktmon.drivers.base import Driver, Session
+from kktmon.drivers.base import Session, WireDriver
 from kktmon.drivers.shtrih_mapping import build_snapshot, normalise_model_name
 from kktmon.protocol import shtrih_commands as cmd
 from kktmon.protocol import shtrih_records as rec
@@ -43,7 +43,7 @@ FIELD_SERIAL, FIELD_RNM = 1, 3
 CLASSIC_FFD_TABLE, CLASSIC_FFD_FIELD = 17, 17
 
 
-class ShtrihDriver(Driver):
+class ShtrihDriver(WireDriver):
     """Shtrih-M registers over serial, USB-CDC or TCP (port 7778)."""
 
     vendor = "shtrih"

@@ -15,9 +15,13 @@ layer boundary with ``raise ... from exc``::
     │       └── UnsupportedCommandError   ... because the model lacks the command
     ├── TransportError                the byte pipe failed
     │   ├── PortBusyError               another program holds the port (DEVICE_BUSY)
+    │   │   └── ServerBusyError           a driver server holds the register for the POS
     │   ├── LinkTimeoutError            nothing (or too little) arrived in time; also a TimeoutError
     │   ├── UnreachableError            the port or host could not be opened at all
-    │   └── TransportClosedError        the peer closed the connection mid-exchange
+    │   │   └── ServerDownError           a driver server refuses connections
+    │   ├── TransportClosedError        the peer closed the connection mid-exchange
+    │   └── ServerRefusedError          a driver server answered but will not serve the read
+    │       └── ServerAuthError           ... because it rejects our credentials
     ├── DriverError                   a register that is not what we expected
     │   ├── DeviceNotDetectedError      no known register answered at the URL
     │   └── UnsupportedVendorError      no driver registered under that name
@@ -90,6 +94,19 @@ class PortBusyError(TransportError):
     """Another program (usually the POS software) holds the port: report, retry later."""
 
 
+class ServerBusyError(PortBusyError):
+    """A vendor driver server (ATOL Web Requests, kkmserver) cannot run our read now.
+
+    ``reason`` is a short stable token with the server's own words where it gave some
+    (``queue_blocked:connectionError``, ``job_waiting``, ``http_408``, ``status_4``); it
+    becomes ``link.last_error`` as ``SERVER_BUSY:<reason>``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class LinkTimeoutError(TransportError, TimeoutError):
     """Nothing, or not enough, arrived before the deadline."""
 
@@ -98,8 +115,31 @@ class UnreachableError(TransportError):
     """The port or host could not be opened: wrong path, no device, connection refused."""
 
 
+class ServerDownError(UnreachableError):
+    """The driver server at the URL refuses connections or cannot be resolved."""
+
+
 class TransportClosedError(TransportError):
     """The peer closed the connection in the middle of an exchange."""
+
+
+class ServerRefusedError(TransportError):
+    """A driver server answered but will not serve this read.
+
+    ``reason`` is a short stable token (``device_not_activated``, ``device_not_found``,
+    ``http_500``) that becomes ``link.last_error`` upper-cased.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ServerAuthError(ServerRefusedError):
+    """The driver server rejected our credentials (HTTP 401)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("auth_failed", message)
 
 
 class DriverError(KktmonError):
