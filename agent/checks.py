@@ -472,8 +472,7 @@ def _link(p: _Poll) -> Iterator[Problem]:
         "last_good_at": last_good,
     }
     if link.state is LinkState.BUSY:
-        text = "Port busy: another program (usually the POS) holds the register; will retry"
-        yield _problem(C.DEVICE_BUSY, Severity.INFO, text, **facts)
+        yield _problem(C.DEVICE_BUSY, Severity.INFO, _busy_text(link.last_error), **facts)
     elif link.state in (LinkState.UNREACHABLE, LinkState.GARBLED):
         silent = last_good is not None and p.now - last_good >= timedelta(
             minutes=p.r.unreachable_critical_min
@@ -482,6 +481,14 @@ def _link(p: _Poll) -> Iterator[Problem]:
         text = f"Register does not answer ({link.state.value}{error})"
         severity = Severity.CRITICAL if silent else Severity.WARNING
         yield _problem(C.DEVICE_UNREACHABLE, severity, text, **facts)
+
+
+def _busy_text(last_error: str | None) -> str:
+    # A driver server (ATOL Web Requests, kkmserver) says why; a serial port cannot.
+    reason = (last_error or "").removeprefix("SERVER_BUSY:")
+    if last_error and reason != last_error:
+        return f"Register busy at its driver server ({reason}); will retry"
+    return "Port busy: another program (usually the POS) holds the register; will retry"
 
 
 def _notices(p: _Poll) -> Iterator[Problem]:

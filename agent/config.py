@@ -37,6 +37,7 @@ from pydantic import (
 
 from kktmon.agent.outbox import OutboxLimits
 from kktmon.drivers.base import DriverOptions
+from kktmon.protocol.errors import ConfigError
 from kktmon.protocol.settings import (
     ENV_MQTT_PASSWORD,
     ConfigPath,
@@ -46,6 +47,7 @@ from kktmon.protocol.settings import (
     check_topic_level,
     parse_toml,
     read_config_text,
+    redact_url,
     resolve_mqtt_secrets,
     validate_config,
 )
@@ -84,13 +86,16 @@ class DeviceConfig(StrictModel):
     Timeouts left unset keep the vendor driver's defaults (:class:`DriverOptions`).
     """
 
-    vendor: str = Field("shtrih", pattern=r"^[a-z][a-z0-9_]*$")
+    vendor: str = Field("shtrih", pattern=r"^[a-z][a-z0-9_-]*$")
     url: str = Field(min_length=1)
     name: str | None = None
     #: The register's system-administrator password (Shtrih default 30); never in repr.
     password: int = Field(30, ge=0, le=0xFFFFFFFF, repr=False)
-    #: The link-level password of families that have one (Pirit: "PIRI" unless changed).
-    connection_password: str | None = Field(None, min_length=1, max_length=16, repr=False)
+    #: The link-level password of families that have one (Pirit: "PIRI" unless changed),
+    #: or the HTTP password of a driver server (atol-web, kkmserver) kept out of the URL.
+    connection_password: str | None = Field(None, min_length=1, max_length=256, repr=False)
+    #: The same, read from a file (mode 0600), so the config itself holds no secret.
+    connection_password_file: ConfigPath | None = None
     control_timeout_s: Positive | None = None
     answer_timeout_s: Positive | None = None
     byte_timeout_s: Positive | None = None
@@ -120,7 +125,7 @@ class DeviceConfig(StrictModel):
     @property
     def label(self) -> str:
         """How logs and messages name this device before its serial is known."""
-        return self.name or f"{self.vendor} at {self.url}"
+        return self.name or f"{self.vendor} at {redact_url(self.url)}"
 
 
 _DRIVER_KEYS = (
@@ -219,7 +224,8 @@ class AgentConfig(StrictModel):
             values = [getattr(d, what) for d in self.devices if getattr(d, what) is not None]
             duplicates = sorted({v for v in values if values.count(v) > 1})
             if duplicates:
-                raise ValueError(f"devices: duplicate {what} {', '.join(duplicates)}")
+                shown = ", ".join(redact_url(value) for value in duplicates)
+                raise ValueError(f"devices: duplicate {what} {shown}")
         return self
 
     @property
@@ -248,4 +254,24 @@ def parse_config(
     config = validate_config(AgentConfig, parse_toml(text, where), where)
     env = os.environ if env is None else env
     update = resolve_mqtt_secrets(config.mqtt, where, env, ENV_MQTT_TLS_KEY_PASSWORD)
-    return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=update)})
+    devices = [_with_password_file(d, index, where) for index, d in enumerate(config.devices)]
+    return config.model_copy(
+        update={"mqtt": config.mqtt.model_copy(update=update), "devices": devices}
+    )
+
+
+def _with_password_file(device: DeviceConfig, index: int, where: Path) -> DeviceConfig:
+    """Read ``connection_password_file`` into ``connection_password`` (one of them only)."""
+    file = device.connection_password_file
+    if file is None:
+        return device
+    key = f"{where}: devices.{index}.connection_password_file"
+    if device.connection_password is not None:
+        raise ConfigError(f"{key}: set either connection_password or the file, not both")
+    try:
+        secret = file.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read {file}: {exc}") from exc
+    if not secret:
+        raise ConfigError(f"{key}: {file} is empty")
+    return device.model_copy(update={"connection_password": secret})

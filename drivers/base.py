@@ -83,8 +83,8 @@ class DriverOptions(BaseModel):
 
     password: int = Field(default=30, ge=0, le=0xFFFFFFFF)
     #: A link-level password some protocols carry in every frame (Pirit's 4 characters,
-    #: settings item 20); None keeps the vendor's default.
-    connection_password: str | None = Field(default=None, min_length=1, max_length=16)
+    #: settings item 20), or a driver server's HTTP password; None keeps the default.
+    connection_password: str | None = Field(default=None, min_length=1, max_length=256, repr=False)
     control_timeout_s: float = Field(default=1.0, gt=0)
     answer_timeout_s: float = Field(default=5.0, gt=0)
     archive_timeout_s: float = Field(default=30.0, gt=0)

@@ -258,3 +258,43 @@ def test_model_can_be_built_without_a_file() -> None:
     config = AgentConfig.model_validate({"site": "s", "devices": [{"url": "loop://"}]})
     assert config.mqtt.client_id == "kktmon-s"
     assert config.rules == RulesConfig()
+
+
+SERVER_DEVICE = """
+site = "store-001"
+[[devices]]
+vendor = "atol-web"
+url = "atol-web://kktmon:Inline-Secret9@192.0.2.10:16732/?device=KKT_1"
+"""
+
+
+def test_a_driver_server_password_comes_from_a_file(tmp_path: Path) -> None:
+    secret = write(tmp_path / "atol.pass", "Kktmon-Secret1\n")
+    text = (
+        'site = "s"\n[[devices]]\nvendor = "atol-web"\n'
+        'url = "atol-web://kktmon@192.0.2.10/?device=KKT_1"\n'
+        f'connection_password_file = "{secret.name}"\n'
+    )
+    config = parse_config(text, source=tmp_path / "store.toml", env={})
+    device = config.devices[0]
+    assert device.vendor == "atol-web"
+    assert device.driver_options().connection_password == "Kktmon-Secret1"
+    assert "Kktmon-Secret1" not in repr(device) + repr(device.driver_options())
+
+
+def test_password_inline_and_from_a_file_is_refused(tmp_path: Path) -> None:
+    secret = write(tmp_path / "p", "x")
+    text = SERVER_DEVICE + f'connection_password = "y"\nconnection_password_file = "{secret}"\n'
+    with pytest.raises(ConfigError, match=r"devices\.0\.connection_password_file: set either"):
+        parse_config(text, source=tmp_path / "store.toml", env={})
+
+
+def test_a_password_in_a_device_url_never_shows_in_labels_or_errors() -> None:
+    config = parse_config(SERVER_DEVICE, env={})
+    assert config.devices[0].label == (
+        "atol-web at atol-web://kktmon:***@192.0.2.10:16732/?device=KKT_1"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(SERVER_DEVICE + SERVER_DEVICE.split("\n", 2)[2], env={})
+    assert "duplicate url" in str(caught.value)
+    assert "Inline-Secret9" not in str(caught.value)

@@ -203,6 +203,15 @@ def test_each_code_and_its_severity_boundaries(
         assert problem.facts["fn_serial"] == "9961440300112233"  # FN tickets are per drive
 
 
+def test_a_busy_driver_server_gives_its_reason() -> None:
+    link = {"state": "busy", "last_error": "SERVER_BUSY:queue_blocked:connectionError"}
+    server = problems({"link": link})["DEVICE_BUSY"]
+    port = problems({"link": {"state": "busy", "last_error": "PORT_BUSY"}})["DEVICE_BUSY"]
+    assert "queue_blocked:connectionError" in server.message
+    assert server.facts["last_error"] == link["last_error"]
+    assert port.message.startswith("Port busy")
+
+
 def test_every_code_is_covered_by_the_table() -> None:
     covered = {case[2] for case in CASES if case[3] is not None}
     notices = {"FN_REPLACED", "REGISTRATION_CHANGED"}  # need history: see the engine tests
