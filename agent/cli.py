@@ -4,6 +4,7 @@ Commands::
 
     kktmon status   --vendor shtrih --url URL [--json]   one poll, a table or JSON
     kktmon simulate shtrih [--tcp HOST:PORT] [--pty] [--scenario FILE]
+    kktmon simulate atol-web|kkmserver --tcp HOST:PORT   a fake driver server (HTTP)
     kktmon demo [--keep-running]                         a simulated shop, its tickets
     kktmon agent        --config FILE                    the service (systemd unit)
     kktmon check-config --config FILE                    validate a config, name the bad key
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,8 +32,11 @@ from kktmon.drivers.base import DriverOptions, local_now
 from kktmon.drivers.registry import driver_class, vendors
 from kktmon.protocol.errors import ConfigError, KktmonError
 from kktmon.protocol.health import HealthSnapshot
+from kktmon.protocol.settings import redact_url
 
 EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
+#: Where ``status`` takes a connection password from, so it need not show in ``ps``.
+ENV_CONNECTION_PASSWORD = "KKTMON_CONNECTION_PASSWORD"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,11 +66,19 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="poll one register once and show its health")
     status.add_argument("--vendor", required=True, choices=vendors())
-    status.add_argument("--url", required=True, help="serial:///dev/ttyACM0, socket://host:7778")
+    status.add_argument(
+        "--url",
+        required=True,
+        help="serial:///dev/ttyACM0, socket://host:7778, atol-web://user@host:16732/?device=ID, "
+        "kkmserver://User@host:5893/?device=1",
+    )
     status.add_argument("--json", action="store_true", help="print one HealthSnapshot as JSON")
     status.add_argument("--password", type=int, default=30, help="system administrator password")
     status.add_argument(
-        "--connection-password", help="link password where the family has one (Pirit: PIRI)"
+        "--connection-password",
+        default=os.environ.get(ENV_CONNECTION_PASSWORD) or None,
+        help="link password where the family has one (Pirit: PIRI), or the driver server's "
+        f"HTTP password; default ${ENV_CONNECTION_PASSWORD}",
     )
     status.add_argument("--timeout", type=float, default=60.0, help="whole-poll deadline, s")
     status.set_defaults(handler=_status)
@@ -75,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (e.g. 127.0.0.1:7778)")
     simulate.add_argument("--pty", action="store_true", help="also expose a pseudo-terminal")
     simulate.add_argument("--scenario", help="TOML scenario file (default: a healthy register)")
+    simulate.add_argument(
+        "--generation",
+        type=int,
+        choices=(1, 2, 3),
+        help="atol-web only: the server generation to fake (1, 2 or 3 = Web Requests, default)",
+    )
     simulate.set_defaults(handler=_simulate)
 
     demo = sub.add_parser(
@@ -111,7 +130,7 @@ def _status(args: argparse.Namespace) -> int:
     if snapshot.stale:
         error = snapshot.link.last_error
         print(
-            f"kktmon: {args.vendor} register at {args.url} did not answer ({error}): "
+            f"kktmon: {args.vendor} register at {redact_url(args.url)} did not answer ({error}): "
             f"{failure_hint(error)}",
             file=sys.stderr,
         )
@@ -137,7 +156,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if not args.tcp and not args.pty:
         raise ConfigError("simulate: give --tcp HOST:PORT, --pty or both")
-    run_simulator(args.vendor, tcp=_host_port(args.tcp), pty=args.pty, scenario=args.scenario)
+    options = {} if args.generation is None else {"generation": args.generation}
+    tcp, pty = _host_port(args.tcp), args.pty
+    run_simulator(args.vendor, tcp=tcp, pty=pty, scenario=args.scenario, **options)
     return EXIT_OK
 
 

@@ -3,7 +3,7 @@
 It starts, all on loopback and under one temporary folder:
 
 * a private Mosquitto (:mod:`kktmon.agent.demo_broker`);
-* three simulated registers over TCP (every simulated vendor gets at least one);
+* three simulated registers over TCP (every wire-simulated vendor gets at least one);
 * ``kktmon agent`` as a child process, polling every 0.5 s with 2-poll hysteresis;
 * the ticketing service in this process, SQLite store, 1 s hold-down, 2 s grace, AGENT_LOST
   after 2 s, no closed hours, calling a demo help desk (:mod:`kktmon.agent.demo_helpdesk`);
@@ -34,7 +34,7 @@ from kktmon.agent.demo_helpdesk import SECRET, DemoHelpdesk
 from kktmon.agent.demo_report import TicketWatch, summary, verify
 from kktmon.agent.demo_script import AGENT, SCRIPT, TILLS, Expect
 from kktmon.protocol.errors import KktmonError
-from kktmon.simulators.registry import make_emulator, simulated_vendors
+from kktmon.simulators.registry import make_emulator, wire_vendors
 from kktmon.simulators.scenario import DeviceState
 from kktmon.simulators.server import DeviceEmulator, TcpServer
 from kktmon.ticketing.config import load_config
@@ -63,7 +63,7 @@ class Demo:
         self.ports: dict[str, int] = {}
         self.vendor_of: dict[str, str] = {}
         self.kkt_of: dict[str, str] = {}
-        vendors = simulated_vendors()
+        vendors = wire_vendors()
         names = [f"till-{n}" for n in range(1, max(len(TILLS), len(vendors)) + 1)]
         for n, till in enumerate(names, 1):
             self.vendor_of[till] = vendors[(n - 1) % len(vendors)]

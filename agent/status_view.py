@@ -18,6 +18,13 @@ HINTS: tuple[tuple[str, str], ...] = (
     ("UNEXPECTED", "answers to other commands: is another program talking to it?"),
     ("DEVICE_ERROR_4F", "wrong password: pass the system administrator's with --password"),
     ("DEVICE_ERROR", "the register refused a read command; see the error code"),
+    ("SERVER_DOWN", "the driver server does not accept connections: is it running, host:port?"),
+    ("SERVER_BUSY", "the driver server is busy with the POS or its queue is blocked; retry later"),
+    ("AUTH_FAILED", "the driver server rejects the user or password (--connection-password)"),
+    ("DEVICE_NOT_ACTIVATED", "the register is not activated in the driver server's settings"),
+    ("DEVICE_NOT", "the driver server does not know that register: check device= in the URL"),
+    ("COMMAND_NOT_IMPLEMENTED", "the driver server is too old for this read; update it"),
+    ("HTTP_", "the driver server failed; see its log"),
 )
 
 

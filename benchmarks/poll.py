@@ -1,9 +1,11 @@
 """Poll a simulated register over TCP N times and print what one poll costs.
 
-Figures: wall time per poll (median, p95), round trips (ENQ/frame exchanges), bytes
-each way, and the time those bytes would take on a serial wire at 4800 and 115200 baud
-(10 bits per byte for 8N1; the register's own ~50 ms turnaround per control byte is not
-included, so real serial polls are slower by about rounds x 2 x 50 ms).
+Figures: wall time per poll (median, p95), round trips (ENQ/frame exchanges on the
+wire, HTTP requests for the driver-server adapters), bytes each way, and the time those
+bytes would take on a serial wire at 4800 and 115200 baud (10 bits per byte for 8N1; the
+register's own ~50 ms turnaround per control byte is not included, so real serial polls
+are slower by about rounds x 2 x 50 ms). The serial columns mean nothing for atol-web
+and kkmserver, whose bytes travel over the LAN.
 
     python benchmarks/poll.py --vendor shtrih --polls 200
 """
@@ -15,18 +17,24 @@ import statistics
 import time
 
 from kktmon.drivers.registry import driver_class
-from kktmon.simulators.registry import make_emulator, simulated_vendors
-from kktmon.simulators.server import TcpServer
+from kktmon.simulators.http_server import HttpFakeServer
+from kktmon.simulators.registry import simulated_register, simulated_vendors
+from kktmon.simulators.server import DeviceEmulator, TcpServer
 
 BITS_PER_BYTE = 10  # start + 8 data + stop
 
 
+def _rounds(server: TcpServer[DeviceEmulator] | HttpFakeServer) -> int:
+    if isinstance(server, HttpFakeServer):
+        return len(server.recorded())
+    return len(getattr(server.device, "received", []))
+
+
 def measure(vendor: str, polls: int) -> dict[str, float]:
-    emulator = make_emulator(vendor)
-    with TcpServer(emulator) as server:
+    with simulated_register(vendor) as server:
         driver = driver_class(vendor)(server.url)
         driver.read_health()  # identity and shift walk happen once; measure steady state
-        received_before = len(getattr(emulator, "received", []))
+        received_before = _rounds(server)
         durations, tx, rx = [], [], []
         for _ in range(polls):
             started = time.perf_counter()
@@ -36,7 +44,7 @@ def measure(vendor: str, polls: int) -> dict[str, float]:
                 raise SystemExit(f"poll failed: {snapshot.link.last_error}")
             tx.append(snapshot.link.bytes_tx)
             rx.append(snapshot.link.bytes_rx)
-        rounds = (len(getattr(emulator, "received", [])) - received_before) / polls
+        rounds = (_rounds(server) - received_before) / polls
     wire_bytes = statistics.mean(tx) + statistics.mean(rx)
     return {
         "median_ms": statistics.median(durations),
@@ -55,13 +63,13 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=200)
     args = parser.parse_args()
     print(
-        f"{'vendor':<8} {'polls':>5} {'median ms':>9} {'p95 ms':>7} {'rounds':>6} "
+        f"{'vendor':<9} {'polls':>5} {'median ms':>9} {'p95 ms':>7} {'rounds':>6} "
         f"{'tx B':>6} {'rx B':>6} {'4800 bd ms':>10} {'115200 bd ms':>12}"
     )
     for vendor in args.vendor or simulated_vendors():
         r = measure(vendor, args.polls)
         print(
-            f"{vendor:<8} {args.polls:>5} {r['median_ms']:>9.2f} {r['p95_ms']:>7.2f} "
+            f"{vendor:<9} {args.polls:>5} {r['median_ms']:>9.2f} {r['p95_ms']:>7.2f} "
             f"{r['rounds']:>6.1f} {r['bytes_tx']:>6.0f} {r['bytes_rx']:>6.0f} "
             f"{r['wire_4800_ms']:>10.0f} {r['wire_115200_ms']:>12.1f}"
         )
