@@ -140,8 +140,9 @@ class HttpSession:
 
     Every call is bounded by the poll deadline. Transport failures are translated into
     the project's errors (:class:`ServerDownError`, :class:`LinkTimeoutError`,
-    :class:`TransportClosedError`); a 401 is :class:`ServerAuthError`; a body that is
-    not JSON is :class:`MalformedAnswerError`. Every other status is the adapter's to
+    :class:`TransportClosedError`); a 401 is :class:`ServerAuthError`; a 2xx body that
+    is not JSON is :class:`MalformedAnswerError` (an error status with a text page is
+    returned with ``body=None``). Every other status is the adapter's to
     interpret (404, 408 and 409 mean different things to different servers).
     """
 
@@ -253,11 +254,15 @@ def tls_verification(server: ServerUrl) -> ssl.SSLContext | bool:
 
 
 def _json(response: httpx.Response, where: str) -> Any:
+    """The parsed body. Only a success must be JSON: an error page in plain text (a
+    proxy's 502, a server's 404) still carries its status, with no body."""
     if not response.content.strip():
         return None
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if not response.is_success:
+            return None
         raise MalformedAnswerError(
             f"{where}: HTTP {response.status_code} with a body that is not JSON: "
             f"{response.content[:80]!r}"

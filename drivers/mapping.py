@@ -57,7 +57,7 @@ def ofd_queue(
 def fn_health(
     *,
     serial: str | None,
-    phase: int,
+    phase: int | None,
     warnings: int,
     valid_until: date | None,
     last_document_number: int | None,
@@ -72,12 +72,13 @@ def fn_health(
     """The FN part of a snapshot from decoded values.
 
     ``days_left`` counts from the host's date to ``valid_until``, as for every vendor;
-    the register's own count is used only when it gives no date.
+    the register's own count is used only when it gives no date. ``phase`` None: the
+    source cannot tell the phase (a driver server that only says "fiscal or not").
     """
     days_left = (valid_until - host_time.date()).days if valid_until else register_days_left
     return FnHealth(
         serial=serial or None,
-        phase=FnPhaseInfo.from_byte(phase),
+        phase=FnPhaseInfo.from_byte(phase) if phase is not None else None,
         valid_until=valid_until,
         days_left=days_left,
         registrations_left=registrations_left,

@@ -20,6 +20,8 @@ BUILTIN_DRIVERS: dict[str, tuple[str, str]] = {
     "shtrih": ("kktmon.drivers.shtrih", "ShtrihDriver"),
     "pirit": ("kktmon.drivers.pirit", "PiritDriver"),
     "atol": ("kktmon.drivers.atol", "AtolDriver"),
+    # Driver-server adapters: the register behind the vendor's HTTP server (drivers/http.py).
+    "kkmserver": ("kktmon.drivers.kkmserver", "KkmserverDriver"),
 }
 
 ENTRY_POINT_GROUP = "kktmon.drivers"
