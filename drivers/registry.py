@@ -21,6 +21,7 @@ BUILTIN_DRIVERS: dict[str, tuple[str, str]] = {
     "pirit": ("kktmon.drivers.pirit", "PiritDriver"),
     "atol": ("kktmon.drivers.atol", "AtolDriver"),
     # Driver-server adapters: the register behind the vendor's HTTP server (drivers/http.py).
+    "atol-web": ("kktmon.drivers.atol_web", "AtolWebDriver"),
     "kkmserver": ("kktmon.drivers.kkmserver", "KkmserverDriver"),
 }
 
