@@ -471,16 +471,25 @@ def _link(p: _Poll) -> Iterator[Problem]:
         "retries": link.retries,
         "last_good_at": last_good,
     }
+    silent = last_good is not None and p.now - last_good >= timedelta(
+        minutes=p.r.unreachable_critical_min
+    )
     if link.state is LinkState.BUSY:
-        yield _problem(C.DEVICE_BUSY, Severity.INFO, _busy_text(link.last_error), **facts)
+        severity = Severity.INFO
+        if (link.last_error or "").startswith(QUEUE_BLOCKED):
+            # The server stopped the register's whole queue on an unknown fiscal outcome
+            # (link, FN or paper lost mid-receipt): the cashier cannot sell right now.
+            severity = Severity.CRITICAL if silent else Severity.WARNING
+        yield _problem(C.DEVICE_BUSY, severity, _busy_text(link.last_error), **facts)
     elif link.state in (LinkState.UNREACHABLE, LinkState.GARBLED):
-        silent = last_good is not None and p.now - last_good >= timedelta(
-            minutes=p.r.unreachable_critical_min
-        )
         error = f": {link.last_error}" if link.last_error else ""
         text = f"Register does not answer ({link.state.value}{error})"
         severity = Severity.CRITICAL if silent else Severity.WARNING
         yield _problem(C.DEVICE_UNREACHABLE, severity, text, **facts)
+
+
+#: ``link.last_error`` of a driver server whose queue for the register is blocked.
+QUEUE_BLOCKED = "SERVER_BUSY:queue_blocked"
 
 
 def _busy_text(last_error: str | None) -> str:

@@ -23,6 +23,8 @@ HINTS: tuple[tuple[str, str], ...] = (
     ("AUTH_FAILED", "the driver server rejects the user or password (--connection-password)"),
     ("DEVICE_NOT_ACTIVATED", "the register is not activated in the driver server's settings"),
     ("DEVICE_NOT", "the driver server does not know that register: check device= in the URL"),
+    ("WRONG_REGISTER", "the server's device is another register: check device= and serial="),
+    ("NOT_AN_ATOL_SERVER", "no ATOL web server answers there: check host:port and --vendor"),
     ("COMMAND_NOT_IMPLEMENTED", "the driver server is too old for this read; update it"),
     ("HTTP_", "the driver server failed; see its log"),
 )

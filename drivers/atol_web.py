@@ -8,7 +8,7 @@ URL::
 * ``device`` — the server's device id (``deviceID``), sent on every queue and operation
   call; without it the server's *default* device answers, which an operator can change
   (Q8), so set ``serial`` too;
-* ``serial`` — the expected ЗН ККТ (register serial); another serial is a DriverError
+* ``serial`` — the expected ЗН ККТ (register serial); another serial is a WrongRegisterError
   and nothing of that register is published.
 
 One poll (section 4): find the server generation (G3 ``serverInfo``, else G2's queue
@@ -42,11 +42,11 @@ from kktmon.protocol.atol_web import DEVICE_ID, VENDOR, Generation, endpoint, jo
 from kktmon.protocol.errors import (
     ConfigError,
     DeviceError,
-    DriverError,
     KktmonError,
     MalformedAnswerError,
     ServerBusyError,
     ServerRefusedError,
+    WrongRegisterError,
 )
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkState
 
@@ -113,11 +113,6 @@ class AtolWebDriver(HttpDriver):
             return LinkState.UNREACHABLE
         return super()._link_state(exc)
 
-    def _error_code(self, exc: KktmonError) -> str:
-        if isinstance(exc, DriverError):
-            return "SERIAL_MISMATCH"
-        return super()._error_code(exc)
-
     # ------------------------------------------------------------------ one read
 
     def _read(self, session: HttpSession, *, identify: bool) -> WebReads:
@@ -164,7 +159,7 @@ class AtolWebDriver(HttpDriver):
     def _check_serial(self, device: rec.DeviceInfo) -> None:
         expected = self._expected_serial
         if expected is not None and device.serial.lstrip("0") != expected.lstrip("0"):
-            raise DriverError(
+            raise WrongRegisterError(
                 f"{self.server.redacted}: the server's device reports ЗН ККТ {device.serial}, "
                 f"expected {expected}; not reading another register"
             )

@@ -44,6 +44,7 @@ from kktmon.protocol.errors import (
     TransportClosedError,
     UnexpectedAnswerError,
     UnreachableError,
+    WrongRegisterError,
 )
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkInfo, LinkState
 from kktmon.protocol.link import LinkMachine, Purge, Send, Wait, WaitKind
@@ -322,6 +323,7 @@ def error_code(exc: BaseException) -> str:
 _ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (PortBusyError, "PORT_BUSY"),
     (ServerDownError, "SERVER_DOWN"),
+    (WrongRegisterError, "WRONG_REGISTER"),
     (LinkTimeoutError, "TIMEOUT"),
     (TransportClosedError, "CLOSED"),
     (UnreachableError, "UNREACHABLE"),

@@ -39,7 +39,6 @@ from kktmon.protocol import kkmserver_records as rec
 from kktmon.protocol.errors import (
     ConfigError,
     DeviceError,
-    DriverError,
     KktmonError,
     LinkTimeoutError,
     MalformedAnswerError,
@@ -47,6 +46,7 @@ from kktmon.protocol.errors import (
     ServerBusyError,
     ServerRefusedError,
     TransportClosedError,
+    WrongRegisterError,
 )
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot
 
@@ -234,7 +234,7 @@ class KkmserverDriver(HttpDriver):
         if wrong_serial or wrong_inn:
             if self.device_number is None:
                 self._listed = False
-            raise DriverError(
+            raise WrongRegisterError(
                 f"{self.server.redacted}: the server answered for register "
                 f"{info.kkt_number} (ИНН {info.inn_organization})"
             )
@@ -263,8 +263,6 @@ class KkmserverDriver(HttpDriver):
     def _error_code(self, exc: KktmonError) -> str:
         if isinstance(exc, DeviceError) and exc.vendor == kkm.VENDOR:
             return f"DEVICE_ERROR_{exc.code:02X}:{exc.meaning}"
-        if isinstance(exc, DriverError):
-            return "WRONG_REGISTER"
         return super()._error_code(exc)
 
     def _short(self, text: str) -> str:

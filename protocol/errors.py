@@ -24,6 +24,7 @@ layer boundary with ``raise ... from exc``::
     │       └── ServerAuthError           ... because it rejects our credentials
     ├── DriverError                   a register that is not what we expected
     │   ├── DeviceNotDetectedError      no known register answered at the URL
+    │   ├── WrongRegisterError          a driver server answered for another register
     │   └── UnsupportedVendorError      no driver registered under that name
     ├── ConfigError                   bad configuration or command-line input
     ├── OutboxError                   the agent's local spool (SQLite) cannot be used
@@ -148,6 +149,11 @@ class DriverError(KktmonError):
 
 class DeviceNotDetectedError(DriverError):
     """No known register answered at the URL."""
+
+
+class WrongRegisterError(DriverError):
+    """A driver server's device is not the register the configuration names (an operator
+    re-pointed it): nothing it says may be published under this register's name."""
 
 
 class UnsupportedVendorError(DriverError):

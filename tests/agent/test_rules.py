@@ -210,6 +210,25 @@ def test_a_busy_driver_server_gives_its_reason() -> None:
     assert "queue_blocked:connectionError" in server.message
     assert server.facts["last_error"] == link["last_error"]
     assert port.message.startswith("Port busy")
+    assert port.severity is Severity.INFO
+
+
+@pytest.mark.parametrize(
+    ("last_error", "minutes", "severity"),
+    [
+        ("SERVER_BUSY:job_waiting", 120, Severity.INFO),  # behind the cashier: just wait
+        ("SERVER_BUSY:queue_blocked:fnError", 5, Severity.WARNING),  # cannot sell now
+        ("SERVER_BUSY:queue_blocked:connectionError", 60, Severity.CRITICAL),
+    ],
+)
+def test_a_blocked_server_queue_is_not_mere_busyness(
+    last_error: str, minutes: int, severity: Severity
+) -> None:
+    override = {
+        "link": {"state": "busy", "last_error": last_error},
+        "last_good_at": ago(minutes=minutes),
+    }
+    assert problems(override)["DEVICE_BUSY"].severity is severity
 
 
 def test_every_code_is_covered_by_the_table() -> None:

@@ -311,7 +311,7 @@ def test_another_register_is_never_published() -> None:
         assert good.link.state is LinkState.OK
         wrong = AtolWebDriver(server.url + "&serial=00106100999999", FAST).read_health()
         asked = paths(server)
-    _failed(wrong, LinkState.UNREACHABLE, "SERIAL_MISMATCH")
+    _failed(wrong, LinkState.UNREACHABLE, "WRONG_REGISTER")
     assert wrong.device.serial is None and wrong.fn.serial is None
     assert asked[-1] == "POST /api/v2/operations/queryDeviceInfo"  # nothing read after it
 
