@@ -25,20 +25,17 @@ registration job that cannot run (queue busy) keeps the cached facts.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import time
-import uuid as uuids
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 
+from kktmon.drivers.atol_web_job import QueuedJob
 from kktmon.drivers.atol_web_mapping import WebReads, build_snapshot, device_info
 from kktmon.drivers.http import HttpAnswer, HttpDriver, HttpSession
 from kktmon.protocol import atol_web_records as rec
-from kktmon.protocol.atol_web import DEVICE_ID, VENDOR, Generation, endpoint, job, operation_for
+from kktmon.protocol.atol_web import DEVICE_ID, VENDOR, Generation, endpoint, operation_for
 from kktmon.protocol.errors import (
     ConfigError,
     DeviceError,
@@ -54,11 +51,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 JOB_DEADLINE_S = 15.0  # section 3.3: give a queued job at most this long
-JOB_SHARE = 0.75  # of the poll's remaining time, leaving room to cancel and re-read
 #: G3 registration jobs are a side read: never let one hold a poll for long.
 REGISTRATION_JOB_S = 5.0
-POLL_INTERVAL_S = 0.3
-FIRST_LOOK_S = 0.1
 OPERATION_TIMEOUT_S = 35.0  # operations hold up to 30 s before 408 (section 3.5)
 #: G3 reads in section 4 order: identity first, so the serial is checked before the rest.
 OPERATION_READS = (
@@ -97,7 +91,6 @@ class AtolWebDriver(HttpDriver):
         #: (a server's default device can change between polls).
         self._registration: tuple[str, rec.RegistrationInfo] | None = None
         self._polls_since_registration = 0
-        self._ready_at: datetime | None = None  # host clock when the last job was ready
 
     # ------------------------------------------------------------------ contract
 
@@ -133,9 +126,10 @@ class AtolWebDriver(HttpDriver):
                 serial = facts["getDeviceInfo"].serial
                 facts["getRegistrationInfo"] = self._g3_registration(session, identify, serial)
                 return self._reads(facts, server_time)
-        facts = self._job(session, generation, JOB_READS, JOB_DEADLINE_S)
+        job = self._queued(session, generation)
+        facts = job.run(JOB_READS, JOB_DEADLINE_S)
         # The register's clock was read when the job ran, not when this poll ends.
-        return self._reads(facts, self._ready_at)
+        return self._reads(facts, job.ready_at)
 
     def _reads(self, facts: dict[str, Any], clock_reference: datetime | None) -> WebReads:
         device, status = facts.get("getDeviceInfo"), facts.get("getDeviceStatus")
@@ -226,6 +220,12 @@ class AtolWebDriver(HttpDriver):
         query = self._params if params is None else params
         return session.call(method, path, params=query, body=body, timeout_s=timeout_s)
 
+    def _queued(self, session: HttpSession, generation: Generation) -> QueuedJob:
+        def call(name: str, **keys: Any) -> HttpAnswer:
+            return self._call(session, generation, name, **keys)
+
+        return QueuedJob(call, self._refusal, session.remaining, self.clock, self.server.redacted)
+
     def _refusal(self, answer: HttpAnswer, what: str) -> KktmonError:
         """The error for a status the read cannot go on with (section 3.2)."""
         error = rec.http_error(answer.body)
@@ -274,8 +274,8 @@ class AtolWebDriver(HttpDriver):
         cached = self._cached_registration(serial)
         if identify or due or cached is None:
             try:
-                facts = self._job(
-                    session, Generation.G3, ("getRegistrationInfo",), REGISTRATION_JOB_S
+                facts = self._queued(session, Generation.G3).run(
+                    ("getRegistrationInfo",), REGISTRATION_JOB_S
                 )
             except (ServerBusyError, DeviceError) as exc:
                 log.debug("%s: registration not read now: %s", self.server.redacted, exc)
@@ -284,76 +284,6 @@ class AtolWebDriver(HttpDriver):
                 self._polls_since_registration = 0
         self._polls_since_registration += 1
         return cached
-
-    # ------------------------------------------------------------------ queued job
-
-    def _job(
-        self, session: HttpSession, generation: Generation, tasks: Sequence[str], limit_s: float
-    ) -> dict[str, Any]:
-        uuid = str(uuids.uuid4())  # fresh every time: a reused uuid is refused (Q9)
-        answer = self._call(session, generation, "add_job", body=job(uuid, tasks))
-        # 409: our own POST, re-sent after a broken answer, is already queued.
-        if answer.status not in (200, 201, 409):
-            raise self._refusal(answer, "add job")
-        return self._facts(tasks, self._wait(session, generation, uuid, limit_s))
-
-    def _wait(
-        self, session: HttpSession, generation: Generation, uuid: str, limit_s: float
-    ) -> rec.JobResults:
-        deadline = time.monotonic() + min(limit_s, session.remaining() * JOB_SHARE)
-        for attempt in itertools.count(1):
-            results = self._fetch(session, generation, uuid)
-            if not results.pending:
-                self._ready_at = self.clock()
-                return results
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return self._abandon(session, generation, uuid, results)
-            # A read job usually runs within ~0.1 s: look early, then every 0.3 s.
-            time.sleep(min(POLL_INTERVAL_S, FIRST_LOOK_S * attempt, left))
-        raise AssertionError("unreachable")  # itertools.count never ends
-
-    def _fetch(self, session: HttpSession, generation: Generation, uuid: str) -> rec.JobResults:
-        answer = self._call(session, generation, "job_result", uuid=uuid)
-        if answer.status == 404 and rec.http_error(answer.body) is not None:
-            raise ServerRefusedError("job_not_found", f"{self.server.redacted}: job {uuid} gone")
-        if answer.status != 200:
-            raise self._refusal(answer, "job result")
-        return rec.JobResults.parse(answer.body)
-
-    def _abandon(
-        self, session: HttpSession, generation: Generation, uuid: str, last: rec.JobResults
-    ) -> rec.JobResults:
-        """Cancel our job at its deadline; a job that started gets one more look."""
-        running = any(item.status == "inProgress" for item in last.results)
-        answer = self._call(session, generation, "cancel_job", uuid=uuid)
-        if answer.status == 409:
-            results = self._fetch(session, generation, uuid)
-            if not results.pending:
-                self._ready_at = self.clock()
-                return results
-            running = True
-        reason = "job_running" if running else "job_waiting"
-        raise ServerBusyError(
-            reason, f"{self.server.redacted}: our job is still {reason[4:]} at its deadline"
-        )
-
-    def _facts(self, tasks: Sequence[str], results: rec.JobResults) -> dict[str, Any]:
-        if len(results.results) != len(tasks):
-            raise MalformedAnswerError(
-                f"{self.server.redacted}: {len(results.results)} results for {len(tasks)} tasks"
-            )
-        for task, item in zip(tasks, results.results, strict=True):
-            if item.status == "error":
-                raise DeviceError(VENDOR, task, item.error.code, item.error.description)
-            if item.status in ("canceled", "blocked"):
-                raise ServerBusyError(f"job_{item.status}", f"{self.server.redacted}: {task}")
-        # ``interrupted`` tasks follow an error, so only ready ones are left here.
-        return {
-            task: _parse(task, item.result)
-            for task, item in zip(tasks, results.results, strict=True)
-            if item.status == "ready"
-        }
 
 
 def _parse(task: str, body: Any) -> Any:
