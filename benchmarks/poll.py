@@ -30,8 +30,8 @@ def _rounds(server: TcpServer[DeviceEmulator] | HttpFakeServer) -> int:
     return len(getattr(server.device, "received", []))
 
 
-def measure(vendor: str, polls: int) -> dict[str, float]:
-    with simulated_register(vendor) as server:
+def measure(vendor: str, polls: int, **options: int) -> dict[str, float]:
+    with simulated_register(vendor, **options) as server:
         driver = driver_class(vendor)(server.url)
         driver.read_health()  # identity and shift walk happen once; measure steady state
         received_before = _rounds(server)
@@ -61,13 +61,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vendor", choices=simulated_vendors(), action="append")
     parser.add_argument("--polls", type=int, default=200)
+    parser.add_argument(
+        "--atol-generation",
+        type=int,
+        choices=(1, 2, 3),
+        default=3,
+        help="atol-web server generation (1, 2: queued jobs; 3: synchronous operations)",
+    )
     args = parser.parse_args()
     print(
         f"{'vendor':<9} {'polls':>5} {'median ms':>9} {'p95 ms':>7} {'rounds':>6} "
         f"{'tx B':>6} {'rx B':>6} {'4800 bd ms':>10} {'115200 bd ms':>12}"
     )
     for vendor in args.vendor or simulated_vendors():
-        r = measure(vendor, args.polls)
+        options = {"generation": args.atol_generation} if vendor == "atol-web" else {}
+        r = measure(vendor, args.polls, **options)
         print(
             f"{vendor:<9} {args.polls:>5} {r['median_ms']:>9.2f} {r['p95_ms']:>7.2f} "
             f"{r['rounds']:>6.1f} {r['bytes_tx']:>6.0f} {r['bytes_rx']:>6.0f} "

@@ -84,14 +84,19 @@ def make_server_app(vendor: str, state: DeviceState | None = None, **options: An
 
 @contextmanager
 def simulated_register(
-    vendor: str, state: DeviceState | None = None, *, port: int = 0
+    vendor: str, state: DeviceState | None = None, *, port: int = 0, **options: Any
 ) -> Iterator[TcpServer[DeviceEmulator] | HttpFakeServer]:
-    """Any simulated vendor serving ``state`` on 127.0.0.1; ``.url`` is for its driver."""
+    """Any simulated vendor serving ``state`` on 127.0.0.1; ``.url`` is for its driver.
+
+    ``options`` go to a fake driver server (``generation=1`` for atol-web).
+    """
     state = state or default_state()
     if vendor in BUILTIN_SERVER_FAKES:
-        with HttpFakeServer(make_server_app(vendor, state), port=port) as server:
+        with HttpFakeServer(make_server_app(vendor, state, **options), port=port) as server:
             yield server
         return
+    if options:
+        raise ConfigError(f"simulate {vendor}: no options {', '.join(sorted(options))}")
     emulator: DeviceEmulator = _load(BUILTIN_SIMULATORS, vendor)(state)
     with TcpServer(emulator, port=port) as tcp:
         yield tcp

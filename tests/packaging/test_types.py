@@ -7,9 +7,9 @@ source folders and checks that.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("protocol", "drivers", "simulators", "agent", "ticketing")
 
 
-@pytest.mark.skipif(shutil.which("mypy") is None, reason="mypy is not installed (dev extra)")
+@pytest.mark.skipif(find_spec("mypy") is None, reason="mypy is not installed (dev extra)")
 def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     package = tmp_path / "kktmon"
     package.mkdir()
