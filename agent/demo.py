@@ -3,13 +3,16 @@
 It starts, all on loopback and under one temporary folder:
 
 * a private Mosquitto (:mod:`kktmon.agent.demo_broker`);
-* three simulated registers over TCP (every wire-simulated vendor gets at least one);
+* five simulated registers on loopback TCP: one per wire vendor (ATOL, Pirit, Shtrih-M),
+  an ATOL behind a fake ATOL Web Requests server and a Shtrih behind a fake kkmserver
+  (the agent reads those two through the servers, passwords in files);
 * ``kktmon agent`` as a child process, polling every 0.5 s with 2-poll hysteresis;
 * the ticketing service in this process, SQLite store, 1 s hold-down, 2 s grace, AGENT_LOST
   after 2 s, no closed hours, calling a demo help desk (:mod:`kktmon.agent.demo_helpdesk`);
 
 then plays :data:`kktmon.agent.demo_script.SCRIPT` (an FN running out, an OFD queue going
-stale, paper out, a register unplugged, the agent killed), printing ticket changes as the
+stale, paper out, a register unplugged, a driver server's queue blocked, the agent
+killed), printing ticket changes as the
 store records them, and a summary. Exit 0 when every scripted problem produced its
 tickets. Everything is stopped and removed on the way out, also on failure or Ctrl-C.
 """
@@ -28,14 +31,23 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
 
 from kktmon.agent.demo_broker import EmbeddedBroker
 from kktmon.agent.demo_helpdesk import SECRET, DemoHelpdesk
 from kktmon.agent.demo_report import TicketWatch, summary, verify
 from kktmon.agent.demo_script import AGENT, SCRIPT, TILLS, Expect
 from kktmon.protocol.errors import KktmonError
-from kktmon.simulators.registry import make_emulator, wire_vendors
-from kktmon.simulators.scenario import DeviceState
+from kktmon.protocol.settings import redact_url
+from kktmon.simulators.atol_web import AtolWebApp
+from kktmon.simulators.http_server import HttpApp, HttpFakeServer
+from kktmon.simulators.registry import (
+    make_emulator,
+    make_server_app,
+    server_vendors,
+    wire_vendors,
+)
+from kktmon.simulators.scenario import DeviceState, default_state
 from kktmon.simulators.server import DeviceEmulator, TcpServer
 from kktmon.ticketing.config import load_config
 from kktmon.ticketing.lifecycle import AgentState
@@ -59,16 +71,20 @@ class Demo:
         self.broker = stack.enter_context(EmbeddedBroker(folder / "broker"))
         self.helpdesk = stack.enter_context(DemoHelpdesk())
         self.emulators: dict[str, DeviceEmulator] = {}
-        self.servers: dict[str, TcpServer] = {}
+        self.apps: dict[str, HttpApp] = {}  # registers behind a fake driver server
+        self.servers: dict[str, TcpServer[DeviceEmulator] | HttpFakeServer] = {}
         self.ports: dict[str, int] = {}
         self.vendor_of: dict[str, str] = {}
         self.kkt_of: dict[str, str] = {}
-        vendors = wire_vendors()
+        vendors = wire_vendors() + server_vendors()
         names = [f"till-{n}" for n in range(1, max(len(TILLS), len(vendors)) + 1)]
         for n, till in enumerate(names, 1):
             self.vendor_of[till] = vendors[(n - 1) % len(vendors)]
-            self.emulators[till] = make_emulator(self.vendor_of[till])
-            _make_distinct(self.emulators[till].state, n)
+            if self.vendor_of[till] in server_vendors():
+                self.apps[till] = make_server_app(self.vendor_of[till], default_state())
+            else:
+                self.emulators[till] = make_emulator(self.vendor_of[till])
+            _make_distinct(self.state(till), n)
             self.plug(till)
             stack.callback(self.unplug, till)
         self.agent_config = self._write_agent_config()
@@ -84,8 +100,13 @@ class Demo:
 
     # ------------------------------------------------------------------ the rig
 
+    @property
+    def tills(self) -> list[str]:
+        return [*self.emulators, *self.apps]
+
     def state(self, till: str) -> DeviceState:
-        return self.emulators[till].state
+        device = self.apps[till] if till in self.apps else self.emulators[till]
+        return device.state
 
     def unplug(self, till: str) -> None:
         server = self.servers.pop(till, None)
@@ -94,8 +115,19 @@ class Demo:
 
     def plug(self, till: str) -> None:
         # Back on the same port, as a register keeps its address.
-        server = TcpServer(self.emulators[till], port=self.ports.get(till, 0))
-        self.servers[till], self.ports[till] = server, server.port
+        port = self.ports.get(till, 0)
+        if till in self.apps:
+            http = HttpFakeServer(self.apps[till], port=port).start()
+            self.servers[till], self.ports[till] = http, http.address[1]
+        else:
+            tcp = TcpServer(self.emulators[till], port=port)
+            self.servers[till], self.ports[till] = tcp, tcp.port
+
+    def block_queue(self, till: str, reason: str) -> None:
+        device = self.apps.get(till)
+        if not isinstance(device, AtolWebApp):
+            raise KktmonError(f"{till} is not behind an ATOL web server")
+        device.blocked_reason = reason
 
     def start_agent(self) -> None:
         command = [sys.executable, "-m", "kktmon.agent", "agent", "--config"]
@@ -133,30 +165,36 @@ class Demo:
     def kkt(self, till: str) -> str:
         """The store's name for a register (``<vendor>-<serial>``) or the site's agent.
 
-        Some families report fewer digits than the scenario's 16 (ATOL: the last 14), so
-        the name is the one the agent actually published, found by the serial's tail.
+        Some families report fewer digits than the scenario's 16 (ATOL: the last 14), and
+        a register read through a driver server is named by its own family (``atol``,
+        ``shtrih``), so the name is the one the agent actually published, found by the
+        serial's tail.
         """
         if till == AGENT:
             return AGENT
         if till not in self.kkt_of:
             serial, vendor = self.state(till).serial, self.vendor_of[till]
             store = self.service.store
-            for digits in range(len(serial), 9, -1):
-                name = f"{vendor}-{serial[-digits:]}"
-                if store.device_facts(SITE, name):
-                    self.kkt_of[till] = name
-                    break
-            else:
-                return f"{vendor}-{serial}"  # not reported yet
+            for family in dict.fromkeys([vendor, *wire_vendors()]):
+                for digits in range(len(serial), 9, -1):
+                    name = f"{family}-{serial[-digits:]}"
+                    if store.device_facts(SITE, name):
+                        self.kkt_of[till] = name
+                        return name
+            return f"{vendor}-{serial}"  # not reported yet
         return self.kkt_of[till]
 
     def names(self) -> dict[str, str]:
-        return {self.kkt(till): till for till in self.emulators} | {AGENT: SITE}
+        return {self.kkt(till): till for till in self.tills} | {AGENT: SITE}
 
     def introduce(self) -> None:
         rows = [("broker", f"{self.broker.version()} at {self.broker.url}")]
         for till, server in self.servers.items():
-            rows.append((till, f"{self.vendor_of[till]} register {self.kkt(till)} at {server.url}"))
+            vendor, url = self.vendor_of[till], redact_url(server.url)
+            if till in self.apps:
+                rows.append((till, f"a register behind a fake {vendor} server at {url}"))
+            else:
+                rows.append((till, f"{vendor} register {self.kkt(till)} at {url}"))
         pid = self.agent.pid if self.agent else "-"
         rows += [
             ("agent", f"kktmon agent, pid {pid}: raises and clears after 2 polls"),
@@ -191,11 +229,11 @@ class Demo:
 
         def up() -> bool:
             online = any(a.site == SITE and a.state is AgentState.ONLINE for a in store.agents())
-            return online and all(store.device_facts(SITE, self.kkt(t)) for t in self.emulators)
+            return online and all(store.device_facts(SITE, self.kkt(t)) for t in self.tills)
 
         self.wait_until(up, START_WITHIN_S, "the agent to report every register")
         self.watch.names = self.names()  # now with the names the registers reported
-        self.say(f"the agent is online and has reported all {len(self.emulators)} registers")
+        self.say(f"the agent is online and has reported all {len(self.tills)} registers")
 
     def play(self) -> None:
         for step in SCRIPT:
@@ -226,9 +264,10 @@ class Demo:
     def keep_running(self) -> None:
         print()
         print("Everything keeps running. In another terminal try:")
-        for till, server in self.servers.items():
-            vendor = self.vendor_of[till]
-            print(f"  kktmon status --vendor {vendor} --url {server.url}    # {till}")
+        for till in self.servers:
+            vendor, (url, secret) = self.vendor_of[till], self._secret_url(till)
+            env = f"KKTMON_CONNECTION_PASSWORD=$(cat {secret}) " if secret else ""
+            print(f"  {env}kktmon status --vendor {vendor} --url '{url}'    # {till}")
         print(f"  kktmon tickets --config {self.ticketing_config}")
         print(f"  kktmon outbox --config {self.agent_config}")
         print("Ctrl-C stops it all.", flush=True)
@@ -245,11 +284,28 @@ class Demo:
 
     # ------------------------------------------------------------------ configuration
 
+    def _secret_url(self, till: str) -> tuple[str, Path | None]:
+        """A fake driver server's URL without its password, which goes into a file (as
+        on a real store PC); a wire register's URL as it is."""
+        url = self.servers[till].url
+        parts = urlsplit(url)
+        if not parts.password:
+            return url, None
+        secret = self.folder / f"{till}.pass"
+        if not secret.exists():
+            secret.write_text(parts.password + "\n", encoding="utf-8")
+            secret.chmod(0o600)
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}")), secret
+
     def _write_agent_config(self) -> Path:
-        devices = "".join(
-            DEVICE_TOML.format(vendor=_q(self.vendor_of[till]), name=_q(till), url=_q(server.url))
-            for till, server in self.servers.items()
-        )
+        devices = ""
+        for till in self.servers:
+            url, secret = self._secret_url(till)
+            vendor = self.vendor_of[till]
+            devices += DEVICE_TOML.format(vendor=_q(vendor), name=_q(till), url=_q(url))
+            if secret is not None:
+                devices += f"connection_password_file = {_q(str(secret))}\n"
         text = AGENT_TOML.format(
             site=_q(SITE),
             interval=POLL_INTERVAL_S,

@@ -34,6 +34,9 @@ class Rig(Protocol):
 
     def start_agent(self) -> None: ...
 
+    def block_queue(self, till: str, reason: str) -> None:
+        """Block the ATOL web server's queue for ``till`` ("" frees it)."""
+
 
 class Outcome(StrEnum):
     OPEN = "opened"
@@ -123,6 +126,10 @@ def _plug(till: str) -> Callable[[Rig], None]:
     return lambda rig: rig.plug(till)
 
 
+def _block_queue(till: str, reason: str) -> Callable[[Rig], None]:
+    return lambda rig: rig.block_queue(till, reason)
+
+
 def _kill_agent(rig: Rig) -> None:
     rig.kill_agent()
 
@@ -183,6 +190,16 @@ SCRIPT: tuple[Step, ...] = (
         (Expect("till-2", "OFD_QUEUE_STALE", RESOLVED),),
     ),
     Step(
+        "till-4: the link to its ФН dropped mid-receipt: ATOL's web server blocks its queue",
+        _block_queue("till-4", "fnError"),
+        (Expect("till-4", "DEVICE_BUSY", OPENED, WARNING),),
+    ),
+    Step(
+        "till-4: the server settles the receipt and the queue runs again",
+        _block_queue("till-4", ""),
+        (Expect("till-4", "DEVICE_BUSY", RESOLVED),),
+    ),
+    Step(
         "till-1: the engineer replaces the fiscal drive",
         _new_fn("till-1"),
         (Expect("till-1", "FN_EXPIRING", RESOLVED),),
@@ -200,4 +217,4 @@ SCRIPT: tuple[Step, ...] = (
 )
 
 #: The registers the script talks about, in the order the demo creates them.
-TILLS = ("till-1", "till-2", "till-3")
+TILLS = ("till-1", "till-2", "till-3", "till-4", "till-5")

@@ -36,7 +36,7 @@ LABELS = {
     "PRINTER_FAULT": "Printer fault",
     "CLOCK_SKEW": "Register clock wrong",
     "DEVICE_UNREACHABLE": "Register not answering",
-    "DEVICE_BUSY": "Register port busy",
+    "DEVICE_BUSY": "Register busy or its driver server blocked",
     "FN_REPLACED": "Fiscal drive replaced",
     "REGISTRATION_CHANGED": "Registration changed",
     "AGENT_LOST": "Monitoring agent lost",

@@ -30,7 +30,14 @@ from kktmon.agent.demo_broker import mosquitto_binary
 KKTMON = [sys.executable, "-m", "kktmon.agent"]
 RUN_TIMEOUT_S = 120.0
 KEEP_RUNNING_MARK = "Ctrl-C stops it all."
-SCRIPTED = ("FN_EXPIRING", "OFD_QUEUE_STALE", "PAPER_OUT", "DEVICE_UNREACHABLE", "AGENT_LOST")
+SCRIPTED = (
+    "FN_EXPIRING",
+    "OFD_QUEUE_STALE",
+    "PAPER_OUT",
+    "DEVICE_UNREACHABLE",
+    "DEVICE_BUSY",
+    "AGENT_LOST",
+)
 
 needs_mosquitto = pytest.mark.skipif(
     mosquitto_binary() is None, reason="kktmon demo needs Mosquitto (apt-get install mosquitto)"
@@ -196,7 +203,7 @@ def test_keep_running_can_be_explored_then_stopped_with_ctrl_c(
     problems = {(t["problem"], t["state"]) for t in json.loads(tickets.stdout)}
     assert {(problem, "resolved") for problem in SCRIPTED} <= problems
 
-    url = re.search(r"kktmon status --vendor shtrih --url (\S+)\s+# till-(\d)", output)
+    url = re.search(r"kktmon status --vendor shtrih --url '([^']+)'\s+# till-(\d)", output)
     assert url, output
     status = subprocess.run(
         [*KKTMON, "status", "--vendor", "shtrih", "--url", url.group(1), "--json"],
@@ -207,6 +214,22 @@ def test_keep_running_can_be_explored_then_stopped_with_ctrl_c(
     )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["device"]["serial"] == f"03921900080177{int(url.group(2)):02}"
+
+    # The printed line for a register behind a driver server works as a shell command:
+    # the password comes from its file, not from the URL.
+    line = re.search(
+        r"^  (KKTMON_CONNECTION_PASSWORD=\$\(cat \S+\)) kktmon (status .*atol-web.*?)\s+# till",
+        output,
+        re.M,
+    )
+    assert line, output
+    assert ":" not in line.group(2).split("@")[0].split("://")[1]  # no password in the URL
+    command = f"{line.group(1)} {sys.executable} -m kktmon.agent {line.group(2)}"
+    web = subprocess.run(
+        command, shell=True, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert web.returncode == 0, web.stderr
+    assert "atol-web+http" in web.stdout
 
     run.process.send_signal(signal.SIGINT)
     assert run.process.wait(30) == 0, run.output()
