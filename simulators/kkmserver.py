@@ -29,19 +29,17 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from kktmon.protocol import kkmserver as kkm
+from kktmon.simulators import kkmserver_answers as answers
 from kktmon.simulators.http_server import HttpReply, HttpRequest
 from kktmon.simulators.scenario import DeviceState
 
-NO_DATE = "0001-01-01T00:00:00"
 NOT_FOUND_TEXT = "Устройство (с параметрами NumDevice={n}) не найдено: не настроено или отключено."
 SILENT_STALL_CAP_S = 60.0
 BUSY_PRINTING_CALLS = 2
-_SESSION_STATES = {"closed": 1, "open": 2, "expired": 3}
 _STATUS_RUN, _STATUS_NOT_RUN = 1, 4
 
 
@@ -53,10 +51,6 @@ class _Command:
     status: int  # 0 done, 1 running, 4 queued
     countdown: int  # GetRezult calls still answered with ``status``; -1 = forever
     answer: dict[str, Any] | None = None
-
-
-def _stamp(value: datetime | None) -> str:
-    return value.replace(microsecond=0).isoformat() if value else NO_DATE
 
 
 class KkmserverApp:
@@ -248,103 +242,17 @@ class KkmserverApp:
     # ------------------------------------------------------------------ payloads
 
     def _device_data(self) -> dict[str, Any]:
-        state = self.state
-        return {
-            "CheckNumber": state.shift.receipts,  # receipt number in the shift, not the FD
-            "SessionNumber": state.shift.number,
-            "LineLength": 48,
-            "URL": "",
-            "Info": self._info(),
-        }
-
-    def _info(self) -> dict[str, Any]:
-        s = self.state
-        info: dict[str, Any] = {
-            "UrlServerOfd": s.ofd.server,
-            "PortServerOfd": str(s.ofd.port),
-            "InnOfd": s.registration.ofd_inn,
-            "NameOrganization": s.organisation,
-            "TaxVariant": ",".join(str(b) for b in range(8) if s.registration.tax_systems >> b & 1),
-            "InnOrganization": s.inn,
-            "KktNumber": s.serial,
-            "FnNumber": s.fn.serial,
-            "RegNumber": s.rnm,
-            "Command": "",
-            "FN_IsFiscal": s.fn.phase == 0x03,
-            "OFD_Error": "",
-            "OFD_NumErrorDoc": s.ofd.unsent_count,
-            "OFD_DateErrorDoc": _stamp(s.ofd.first_unsent_at if s.ofd.unsent_count else None),
-            "FN_DateEnd": f"{s.fn.valid_until.isoformat()}T00:00:00",
-            "SessionState": _SESSION_STATES[s.shift.state],
-        }
-        if self.newer_keys:
-            info.update(self._newer_info())
-        return info
-
-    def _newer_info(self) -> dict[str, Any]:
-        s = self.state
-        return {
-            "FN_MemOverflowl": bool(s.fn.warnings & 0x04),
-            "FN_DateStart": _stamp(s.registration.registered_at),
-            "FFDVersion": s.ffd.registered,
-            "FFDVersionFN": s.ffd.fn,
-            "FFDVersionKKT": s.ffd.device,
-            "OnOff": True,
-            "Active": True,
-            "PaperOver": s.printer.paper == "out",
-            "BalanceCash": 0,
-            "DateTimeKKT": _stamp(datetime.now() + timedelta(seconds=s.clock_offset_s)),
-            "Firmware_Version": s.firmware,
-            "Firmware_Status": 0,
-            "LicenseExpirationDate": "2154-06-06T13:04:56",
-        }
+        return answers.device_data(self.state, newer_keys=self.newer_keys)
 
     def _units(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        s = self.state
-        unit = {
-            "NumDevice": self.num_device,
-            "IdDevice": "ed567786-c4df-4eb3-8367-42d2bbaab771",
-            "OnOff": not self.device_missing,
-            "Active": not self.device_missing,
-            "TypeDevice": "Фискальный регистратор",
-            "IdTypeDevice": self.id_type_device,
-            "Firmware_Version": s.firmware,
-            "IP": "",
-            "NameDevice": s.model,
-            "UnitName": "",
-            "KktNumber": s.serial,
-            "FnNumber": s.fn.serial,
-            "RegNumber": s.rnm,
-            "INN": s.inn,
-            "NameOrganization": s.organisation,
-            "TaxVariant": "0",
-            "AddDate": "2017-08-29T06:21:07.9218823+00:00",
-            "OFD_Error": "",
-            "OFD_NumErrorDoc": s.ofd.unsent_count,
-            "OFD_DateErrorDoc": _stamp(s.ofd.first_unsent_at if s.ofd.unsent_count else None),
-            "FN_DateEnd": f"{s.fn.valid_until.isoformat()}T00:00:00",
-            "FN_MemOverflowl": bool(s.fn.warnings & 0x04),
-            "FN_IsFiscal": s.fn.phase == 0x03,
-            "PaperOver": s.printer.paper == "out",
-        }
+        unit = answers.list_unit(
+            self.state, self.num_device, self.id_type_device, active=not self.device_missing
+        )
         wanted = {k: body[k] for k in ("Active", "OnOff", "FN_IsFiscal") if k in body}
         return [unit] if all(unit[k] == v for k, v in wanted.items()) else []
 
     def _server_data(self, body: dict[str, Any]) -> HttpReply:
-        now = datetime.now().replace(microsecond=0).isoformat()
-        data = {
-            "ServerName": "KkmServer",
-            "ServerVersion": "2.1.38.11",
-            "ServerDateStart": now,
-            "ServerUpTime": "00:00:01",
-            "LicenseExpirationDate": "2154-06-06T13:04:56",
-            "LicenseCount": 1,
-            "OSName": "Linux",
-            "OSPlatform": "Unix",
-            "OSCurDateTime": now,
-            "PCServerName": "kktmon-fake",
-        }
-        return HttpReply(200, {**self._envelope(body, 0), "ServerData": data})
+        return HttpReply(200, {**self._envelope(body, 0), "ServerData": answers.server_data()})
 
 
 def _timeout(body: dict[str, Any]) -> float:
