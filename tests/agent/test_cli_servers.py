@@ -16,9 +16,12 @@ import pytest
 
 from kktmon.agent.cli import main
 from kktmon.protocol.health import HealthSnapshot
+from kktmon.simulators.registry import simulated_register
+from kktmon.simulators.scenario import DeviceState, builtin_scenarios, load_builtin
 
 KKTMON = [sys.executable, "-m", "kktmon.agent"]
 SERVERS = ["atol-web", "kkmserver"]
+Verdict = tuple[set[tuple[str, str]], str | None]
 
 
 @contextmanager
@@ -95,3 +98,23 @@ def test_a_driver_server_fake_listens_on_tcp_only(capsys: pytest.CaptureFixture[
     assert main(["simulate", "kkmserver", "--pty"]) == 2
     assert "TCP only" in capsys.readouterr().err
     assert main(["simulate", "shtrih", "--tcp", "127.0.0.1:0", "--generation", "2"]) == 2
+
+
+def _verdict(vendor: str, state: DeviceState, capsys: pytest.CaptureFixture[str]) -> Verdict:
+    with simulated_register(vendor, state.model_copy(deep=True)) as server:
+        code = main(["status", "--vendor", vendor, "--url", server.url, "--json"])
+    snapshot = HealthSnapshot.model_validate_json(capsys.readouterr().out)
+    assert code == 0 and not snapshot.stale, snapshot.link
+    return {(p.code, p.severity.value) for p in snapshot.problems}, snapshot.block_reason
+
+
+@pytest.mark.parametrize("scenario", builtin_scenarios())
+def test_status_through_a_server_judges_like_the_wire(
+    scenario: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = load_builtin(scenario)  # once: relative times must not straddle a minute
+    wire, web, kkm = (_verdict(v, state, capsys) for v in ("atol", "atol-web", "kkmserver"))
+    assert web == wire  # ATOL's web server hands over every fact the rules use
+    # kkmserver passes on fewer facts (no cover, one warning bit, no phase when not
+    # fiscal, no shift opening time): it may miss a problem, never invent one.
+    assert kkm[0] <= wire[0]
