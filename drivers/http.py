@@ -168,6 +168,10 @@ class HttpSession:
             headers={"Content-Type": "application/json; charset=utf-8"},
             transport=transport or _transport(verify),
             follow_redirects=False,
+            # A driver server sits on the shop's LAN: a system-wide HTTP_PROXY or a
+            # .netrc must not route the register's reads (or lend a password). Our own
+            # transport already skips env proxies; this also keeps .netrc out.
+            trust_env=False,
         )
 
     def remaining(self) -> float:
