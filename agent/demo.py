@@ -72,7 +72,7 @@ class Demo:
         self.helpdesk = stack.enter_context(DemoHelpdesk())
         self.emulators: dict[str, DeviceEmulator] = {}
         self.apps: dict[str, HttpApp] = {}  # registers behind a fake driver server
-        self.servers: dict[str, TcpServer[DeviceEmulator] | HttpFakeServer] = {}
+        self.servers: dict[str, TcpServer[DeviceEmulator] | HttpFakeServer[HttpApp]] = {}
         self.ports: dict[str, int] = {}
         self.vendor_of: dict[str, str] = {}
         self.kkt_of: dict[str, str] = {}

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from kktmon.protocol.errors import ConfigError
@@ -91,12 +91,15 @@ class HttpApp(Protocol):
         ...
 
 
-class HttpFakeServer:
+A = TypeVar("A", bound=HttpApp)
+
+
+class HttpFakeServer(Generic[A]):
     """Serve ``app`` on ``host:port`` in a background thread; a context manager."""
 
     def __init__(
         self,
-        app: HttpApp,
+        app: A,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
@@ -170,7 +173,7 @@ class HttpFakeServer:
         return reply
 
 
-def _handler_for(owner: HttpFakeServer) -> type[BaseHTTPRequestHandler]:
+def _handler_for(owner: HttpFakeServer[Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "kktmon-fake"
         # Headers and body go out as two writes: with Nagle on, the body would wait for

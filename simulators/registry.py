@@ -85,7 +85,7 @@ def make_server_app(vendor: str, state: DeviceState | None = None, **options: An
 @contextmanager
 def simulated_register(
     vendor: str, state: DeviceState | None = None, *, port: int = 0, **options: Any
-) -> Iterator[TcpServer[DeviceEmulator] | HttpFakeServer]:
+) -> Iterator[TcpServer[DeviceEmulator] | HttpFakeServer[HttpApp]]:
     """Any simulated vendor serving ``state`` on 127.0.0.1; ``.url`` is for its driver.
 
     ``options`` go to a fake driver server (``generation=1`` for atol-web).

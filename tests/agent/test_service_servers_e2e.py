@@ -36,7 +36,7 @@ def _split_password(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(netloc=f"{user}@{host}")), password
 
 
-def _device(tmp_path: Path, vendor: str, name: str, server: HttpFakeServer) -> str:
+def _device(tmp_path: Path, vendor: str, name: str, server: HttpFakeServer[Any]) -> str:
     url, password = _split_password(server.url)
     secret = tmp_path / f"{name}.pass"
     secret.write_text(password + "\n", encoding="utf-8")
@@ -59,7 +59,7 @@ def _config(tmp_path: Path, broker: Any, devices: str) -> Path:
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[HttpFakeServer, HttpFakeServer]]:
+def servers() -> Iterator[tuple[HttpFakeServer[AtolWebApp], HttpFakeServer[KkmserverApp]]]:
     atol_state, shtrih_state = default_state(), default_state()
     atol_state.serial = "0010610012345678"
     atol_state.fn.valid_until = (atol_state.fn.last_document_at + timedelta(days=5)).date()
@@ -76,7 +76,7 @@ def test_agent_reads_through_both_servers_and_reports_a_busy_server(
     tmp_path: Path,
     mosquitto: Any,
     watch: Callable[..., Any],
-    servers: tuple[HttpFakeServer, HttpFakeServer],
+    servers: tuple[HttpFakeServer[AtolWebApp], HttpFakeServer[KkmserverApp]],
 ) -> None:
     atol, kkm = servers
     devices = _device(tmp_path, "atol-web", "till-1", atol) + _device(
@@ -100,10 +100,12 @@ def test_agent_reads_through_both_servers_and_reports_a_busy_server(
         assert password.encode() not in published
         assert password not in log.read_text(encoding="utf-8")
     assert "HTTP Request" in log.read_text(encoding="utf-8")  # debug logging was on
-    assert atol.app.violations == [] and kkm.app.violations == []  # type: ignore[attr-defined]
+    assert atol.app.violations == [] and kkm.app.violations == []
 
 
-def _check_publishing(watcher: Any, atol: HttpFakeServer, kkm: HttpFakeServer) -> None:
+def _check_publishing(
+    watcher: Any, atol: HttpFakeServer[AtolWebApp], kkm: HttpFakeServer[KkmserverApp]
+) -> None:
     atol_kkt = f"{ROOT}/kkt/atol-10610012345678"
     shtrih_kkt = f"{ROOT}/kkt/shtrih-{kkm.state.serial}"
     atol_state = HealthSnapshot.model_validate_json(
@@ -118,8 +120,8 @@ def _check_publishing(watcher: Any, atol: HttpFakeServer, kkm: HttpFakeServer) -
     watcher.wait_topic(f"{atol_kkt}/alert/FN_EXPIRING", lambda s: bool(s.payload), timeout=15)
     watcher.wait_topic(f"{shtrih_kkt}/alert/OFD_QUEUE_STALE", lambda s: bool(s.payload))
 
-    atol.app.blocked_reason = "connectionError"  # type: ignore[attr-defined]
-    kkm.app.queued_polls = 1000  # type: ignore[attr-defined]
+    atol.app.blocked_reason = "connectionError"
+    kkm.app.queued_polls = 1000
     busy = {
         kkt: json.loads(
             watcher.wait_topic(
@@ -131,5 +133,5 @@ def _check_publishing(watcher: Any, atol: HttpFakeServer, kkm: HttpFakeServer) -
     assert "queue_blocked:connectionError" in busy[atol_kkt]["message"]
     assert busy[shtrih_kkt]["facts"]["last_error"] == "SERVER_BUSY:status_4"
 
-    atol.app.blocked_reason = ""  # type: ignore[attr-defined]
+    atol.app.blocked_reason = ""
     watcher.wait_topic(f"{atol_kkt}/alert/DEVICE_BUSY", lambda s: s.payload == b"", timeout=20)

@@ -40,7 +40,7 @@ class Scripted:
 
 
 @pytest.fixture
-def fake() -> Iterator[HttpFakeServer]:
+def fake() -> Iterator[HttpFakeServer[Scripted]]:
     with HttpFakeServer(Scripted()) as server:
         yield server
 
@@ -84,8 +84,8 @@ def test_bad_urls_are_config_errors(url: str, message: str) -> None:
         tls_verification(parse_server_url(url, "test", 1))
 
 
-def test_a_text_error_page_keeps_its_status(fake: HttpFakeServer) -> None:
-    fake.app.replies.append(HttpReply(502, raw=b"<html>Bad Gateway</html>"))  # type: ignore[attr-defined]
+def test_a_text_error_page_keeps_its_status(fake: HttpFakeServer[Scripted]) -> None:
+    fake.app.replies.append(HttpReply(502, raw=b"<html>Bad Gateway</html>"))
     http = session(fake.url)
     try:
         answer = http.call("GET", "/x")
@@ -95,14 +95,14 @@ def test_a_text_error_page_keeps_its_status(fake: HttpFakeServer) -> None:
     assert http.retries == 0
 
 
-def test_a_garbled_success_is_retried_then_malformed(fake: HttpFakeServer) -> None:
+def test_a_garbled_success_is_retried_then_malformed(fake: HttpFakeServer[Scripted]) -> None:
     app = fake.app
-    app.replies.append(HttpReply(200, raw=b'{"cut'))  # type: ignore[attr-defined]
+    app.replies.append(HttpReply(200, raw=b'{"cut'))
     http = session(fake.url)
     try:
         assert http.call("POST", "/x", body={"a": "б"}).body == {"ok": True}
         assert http.retries == 1 and http.bytes_tx > 0 and http.bytes_rx > 0
-        app.replies.extend([HttpReply(200, raw=b"not json")] * FAST.exchange_attempts)  # type: ignore[attr-defined]
+        app.replies.extend([HttpReply(200, raw=b"not json")] * FAST.exchange_attempts)
         with pytest.raises(MalformedAnswerError, match="not JSON"):
             http.call("GET", "/x")
     finally:
@@ -110,7 +110,7 @@ def test_a_garbled_success_is_retried_then_malformed(fake: HttpFakeServer) -> No
     assert [r.json() for r in fake.recorded() if r.method == "POST"] == [{"a": "б"}] * 2
 
 
-def test_wrong_password_and_no_server(fake: HttpFakeServer) -> None:
+def test_wrong_password_and_no_server(fake: HttpFakeServer[Scripted]) -> None:
     wrong = session(fake.url.replace("Secret-9", "nope"))
     with pytest.raises(ServerAuthError) as caught:
         wrong.call("GET", "/x")
@@ -124,7 +124,9 @@ def test_wrong_password_and_no_server(fake: HttpFakeServer) -> None:
     down.close()
 
 
-def test_a_system_proxy_is_not_used(fake: HttpFakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_system_proxy_is_not_used(
+    fake: HttpFakeServer[Scripted], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Credentials must go to the driver server on the LAN, never through a proxy.
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
