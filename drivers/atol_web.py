@@ -258,7 +258,7 @@ class AtolWebDriver(HttpDriver):
                 return None
             if answer.status != 200:
                 raise self._refusal(answer, name)
-            facts[task] = _parse(task, answer.body)
+            facts[task] = rec.parse_fact(task, answer.body)
             if task == "getDeviceInfo":
                 self._check_serial(facts[task])
         return facts
@@ -284,10 +284,6 @@ class AtolWebDriver(HttpDriver):
                 self._polls_since_registration = 0
         self._polls_since_registration += 1
         return cached
-
-
-def _parse(task: str, body: Any) -> Any:
-    return rec.parse_fact(task, body)
 
 
 def _validate(model: type[M], body: Any) -> M:

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import httpx
 import tenacity
 
-from kktmon.drivers.base import Clock, Driver, DriverOptions, local_now
+from kktmon.drivers.base import Driver, DriverOptions
 from kktmon.protocol.errors import (
     ConfigError,
     LinkTimeoutError,
@@ -153,7 +153,6 @@ class HttpSession:
         options: DriverOptions,
         *,
         verify: ssl.SSLContext | bool = True,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.server = server
         self.options = options
@@ -166,7 +165,7 @@ class HttpSession:
             base_url=server.base_url,
             auth=auth,
             headers={"Content-Type": "application/json; charset=utf-8"},
-            transport=transport or _transport(verify),
+            transport=_transport(verify),
             follow_redirects=False,
             # A driver server sits on the shop's LAN: a system-wide HTTP_PROXY or a
             # .netrc must not route the register's reads (or lend a password). Our own
@@ -302,17 +301,6 @@ class HttpDriver(Driver[HttpSession]):
     default_port: ClassVar[int]
     url_options: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(
-        self,
-        url: str,
-        options: DriverOptions | None = None,
-        *,
-        clock: Clock = local_now,
-        http_transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._http_transport = http_transport
-        super().__init__(url, options, clock=clock)
-
     def setup(self) -> None:
         self.server = parse_server_url(
             self.url,
@@ -324,9 +312,7 @@ class HttpDriver(Driver[HttpSession]):
         self._verify = tls_verification(self.server)  # a bad CA file fails now, once
 
     def _open_session(self) -> HttpSession:
-        return HttpSession(
-            self.server, self.options, verify=self._verify, transport=self._http_transport
-        )
+        return HttpSession(self.server, self.options, verify=self._verify)
 
     @property
     def transport_name(self) -> str:

@@ -246,17 +246,17 @@ class KkmserverDriver(HttpDriver):
     ) -> Any:
         command = body["Command"]
         log.debug("%s: %s %s", self.server.redacted, command, body.get("IdCommand"))
-        status, answer = _post(session, self._path, body, timeout_s)
-        if status == 404 and self._path == EXECUTE:
+        answer = session.call("POST", self._path, body=body, timeout_s=timeout_s)
+        if answer.status == 404 and self._path == EXECUTE:
             log.info("%s: no /Execute, using /Execute/sync", self.server.redacted)
             self._path = EXECUTE_SYNC
-            status, answer = _post(session, self._path, body, timeout_s)
+            answer = session.call("POST", self._path, body=body, timeout_s=timeout_s)
         where = f"{self.server.redacted} {command}"
-        if status == 501:
+        if answer.status == 501:
             raise ServerRefusedError("command_not_implemented", f"{where}: HTTP 501")
-        if status != 200:
-            raise ServerRefusedError(f"http_{status}", f"{where}: HTTP {status}")
-        return answer
+        if answer.status != 200:
+            raise ServerRefusedError(f"http_{answer.status}", f"{where}: HTTP {answer.status}")
+        return answer.body
 
     # ------------------------------------------------------------------ errors
 
@@ -271,13 +271,6 @@ class KkmserverDriver(HttpDriver):
         if self.server.password:
             line = line.replace(self.server.password, "***")
         return line or "no text"
-
-
-def _post(
-    session: HttpSession, path: str, body: dict[str, Any], timeout_s: float | None
-) -> tuple[int, Any]:
-    answer = session.call("POST", path, body=body, timeout_s=timeout_s)
-    return answer.status, answer.body
 
 
 def _device_option(value: str | None, where: str) -> int | None:
