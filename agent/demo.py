@@ -31,14 +31,13 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit, urlunsplit
 
 from kktmon.agent.demo_broker import EmbeddedBroker
 from kktmon.agent.demo_helpdesk import SECRET, DemoHelpdesk
 from kktmon.agent.demo_report import TicketWatch, summary, verify
 from kktmon.agent.demo_script import AGENT, SCRIPT, TILLS, Expect
 from kktmon.protocol.errors import KktmonError
-from kktmon.protocol.settings import redact_url
+from kktmon.protocol.settings import redact_url, split_password
 from kktmon.simulators.atol_web import AtolWebApp
 from kktmon.simulators.http_server import HttpApp, HttpFakeServer
 from kktmon.simulators.registry import (
@@ -287,16 +286,14 @@ class Demo:
     def _secret_url(self, till: str) -> tuple[str, Path | None]:
         """A fake driver server's URL without its password, which goes into a file (as
         on a real store PC); a wire register's URL as it is."""
-        url = self.servers[till].url
-        parts = urlsplit(url)
-        if not parts.password:
+        url, password = split_password(self.servers[till].url)
+        if password is None:
             return url, None
         secret = self.folder / f"{till}.pass"
         if not secret.exists():
-            secret.write_text(parts.password + "\n", encoding="utf-8")
+            secret.write_text(password + "\n", encoding="utf-8")
             secret.chmod(0o600)
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}")), secret
+        return url, secret
 
     def _write_agent_config(self) -> Path:
         devices = ""

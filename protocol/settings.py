@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -52,13 +52,24 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
-def redact_url(url: str) -> str:
-    """``url`` with the password of its user info masked, for logs and messages."""
+def split_password(url: str) -> tuple[str, str | None]:
+    """``url`` without the password of its user info, and that password (None: none).
+
+    How a URL with a secret becomes config: the URL for the file, the password for a
+    ``connection_password_file`` or ``KKTMON_CONNECTION_PASSWORD``.
+    """
     parts = urlsplit(url)
     if not parts.password:
-        return url
+        return url, None
     user, host = parts.netloc.rsplit("@", 1)
-    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+    bare = urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}@{host}"))
+    return bare, unquote(parts.password)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info masked, for logs and messages."""
+    bare, password = split_password(url)
+    return bare if password is None else bare.replace("@", ":***@", 1)
 
 
 def check_topic_level(value: str) -> str:

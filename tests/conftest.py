@@ -7,6 +7,7 @@ later tests flaky in ways that are hard to trace back.
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,14 @@ def no_leaked_threads() -> Iterator[None]:
             return
         time.sleep(0.02)
     pytest.fail(f"test leaked threads: {[t.name for t in leaked]}")
+
+
+@pytest.fixture
+def refusing_address() -> Iterator[tuple[str, int]]:
+    """A bound but non-listening port: connecting is refused, and nobody can take the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[:2]
 
 
 @pytest.fixture

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from driver_servers import password_apart
 
 from kktmon.agent.cli import main
 from kktmon.protocol.health import HealthSnapshot
@@ -36,14 +35,6 @@ def simulator(*args: str) -> Iterator[str]:
         assert sim.wait(timeout=10) == 0
 
 
-def without_password(url: str) -> tuple[str, str]:
-    """The URL with its password taken out, and the password."""
-    parts = urlsplit(url)
-    user_info, host = parts.netloc.rsplit("@", 1)
-    user, password = user_info.split(":", 1)
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), password
-
-
 def status(vendor: str, url: str, password: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*KKTMON, "status", "--vendor", vendor, "--url", url, "--json", "--timeout", "10"],
@@ -62,7 +53,7 @@ def test_simulate_and_status_through_a_driver_server(vendor: str, tmp_path: Path
         '[fn]\nvalid_until = "+5d"\n[ofd]\nunsent_count = 3\nfirst_unsent_at = "-2d"\n'
     )
     with simulator(vendor, "--tcp", "127.0.0.1:0", "--scenario", str(scenario)) as url:
-        plain_url, password = without_password(url)
+        plain_url, password = password_apart(url)
         result = status(vendor, plain_url, password)
     assert result.returncode == 0, result.stderr
     snapshot = HealthSnapshot.model_validate_json(result.stdout)
@@ -74,20 +65,18 @@ def test_simulate_and_status_through_a_driver_server(vendor: str, tmp_path: Path
 
 def test_simulate_an_older_atol_server_generation() -> None:
     with simulator("atol-web", "--tcp", "127.0.0.1:0", "--generation", "1") as url:
-        plain_url, password = without_password(url)
+        plain_url, password = password_apart(url)
         result = status("atol-web", plain_url, password)
     assert result.returncode == 0, result.stderr
     assert HealthSnapshot.model_validate_json(result.stdout).fn.serial
 
 
-def closed_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        return int(listener.getsockname()[1])
-
-
 @pytest.mark.parametrize("vendor", SERVERS)
-def test_a_stopped_server_is_named_without_its_password(vendor: str) -> None:
-    url = f"{vendor}://user:Secret-Pass9@127.0.0.1:{closed_port()}/?device=1"
+def test_a_stopped_server_is_named_without_its_password(
+    vendor: str, refusing_address: tuple[str, int]
+) -> None:
+    host, port = refusing_address
+    url = f"{vendor}://user:Secret-Pass9@{host}:{port}/?device=1"
     result = status(vendor, url, "")
     assert result.returncode == 1
     assert "SERVER_DOWN" in result.stderr and "driver server" in result.stderr

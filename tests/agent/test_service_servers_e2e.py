@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from driver_servers import password_apart
 
 from kktmon.protocol.health import HealthSnapshot
 from kktmon.simulators.atol_web import AtolWebApp
@@ -29,15 +29,8 @@ SITE = "store-9"
 ROOT = f"kktmon/v1/{SITE}"
 
 
-def _split_password(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    user_info, host = parts.netloc.rsplit("@", 1)
-    user, password = user_info.split(":", 1)
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), password
-
-
 def _device(tmp_path: Path, vendor: str, name: str, server: HttpFakeServer[Any]) -> str:
-    url, password = _split_password(server.url)
+    url, password = password_apart(server.url)
     secret = tmp_path / f"{name}.pass"
     secret.write_text(password + "\n", encoding="utf-8")
     return (
@@ -96,7 +89,7 @@ def test_agent_reads_through_both_servers_and_reports_a_busy_server(
             assert agent.wait(timeout=15) == 0
     published = b"".join(seen.payload for seen in watcher.on("kktmon/#"))
     for server in servers:
-        password = _split_password(server.url)[1]
+        password = password_apart(server.url)[1]
         assert password.encode() not in published
         assert password not in log.read_text(encoding="utf-8")
     assert "HTTP Request" in log.read_text(encoding="utf-8")  # debug logging was on

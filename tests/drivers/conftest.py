@@ -76,14 +76,6 @@ def tcp_echo_server() -> Iterator[tuple[str, int]]:
     assert not thread.is_alive()
 
 
-@pytest.fixture
-def refusing_address() -> Iterator[tuple[str, int]]:
-    """A bound but non-listening port: connecting is refused, and nobody can take the port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[:2]
-
-
 def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 

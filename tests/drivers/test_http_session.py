@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -110,15 +109,16 @@ def test_a_garbled_success_is_retried_then_malformed(fake: HttpFakeServer[Script
     assert [r.json() for r in fake.recorded() if r.method == "POST"] == [{"a": "б"}] * 2
 
 
-def test_wrong_password_and_no_server(fake: HttpFakeServer[Scripted]) -> None:
+def test_wrong_password_and_no_server(
+    fake: HttpFakeServer[Scripted], refusing_address: tuple[str, int]
+) -> None:
     wrong = session(fake.url.replace("Secret-9", "nope"))
     with pytest.raises(ServerAuthError) as caught:
         wrong.call("GET", "/x")
     wrong.close()
     assert "nope" not in str(caught.value) and "Secret-9" not in str(caught.value)
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-    down = session(f"test://user:Secret-9@127.0.0.1:{port}/")
+    host, port = refusing_address
+    down = session(f"test://user:Secret-9@{host}:{port}/")
     with pytest.raises(ServerDownError, match="cannot connect"):
         down.call("GET", "/x")
     down.close()

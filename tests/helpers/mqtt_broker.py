@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import getpass
-import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+from kktmon.agent.demo_broker import free_port, mosquitto_binary
+
+__all__ = ["Broker", "free_port", "mosquitto_binary"]
+
 START_TIMEOUT_S = 10.0
-
-
-def mosquitto_binary() -> str | None:
-    found = shutil.which("mosquitto")
-    if found is None and os.access("/usr/sbin/mosquitto", os.X_OK):
-        found = "/usr/sbin/mosquitto"
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Broker:
