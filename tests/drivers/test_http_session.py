@@ -15,6 +15,7 @@ from kktmon.protocol.errors import (
     ServerAuthError,
     ServerDownError,
 )
+from kktmon.protocol.settings import redact_url, split_password
 from kktmon.simulators.http_server import HttpFakeServer, HttpReply, HttpRequest
 from kktmon.simulators.scenario import DeviceState, default_state
 
@@ -59,6 +60,12 @@ def test_url_forms_and_redaction() -> None:
     assert "p@ss" not in repr(plain)
     secure = parse_server_url("test+https://u@[::1]:443/", "test", 1)
     assert secure.https and secure.base_url == "https://[::1]:443"
+
+
+def test_a_password_comes_out_of_a_url_whole() -> None:
+    assert split_password("test://u:p%40ss@h:1/?device=1") == ("test://u@h:1/?device=1", "p@ss")
+    assert split_password("socket://h:7778") == ("socket://h:7778", None)
+    assert redact_url("test://u:p%40ss@h:1/") == "test://u:***@h:1/"
 
 
 def test_password_from_the_options_when_the_url_has_none() -> None:
