@@ -46,7 +46,6 @@ from kktmon.protocol.settings import (
     StrictModel,
     check_topic_level,
     parse_toml,
-    read_config_text,
     redact_url,
     resolve_mqtt_secrets,
     validate_config,
@@ -243,7 +242,11 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`.
     """
     source = Path(path)
-    return parse_config(read_config_text(source), source=source, env=env)
+    try:
+        text = read_text_file(source)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from exc
+    return parse_config(text, source=source, env=env)
 
 
 def parse_config(
@@ -253,7 +256,9 @@ def parse_config(
     where = Path(source)
     config = validate_config(AgentConfig, parse_toml(text, where), where)
     env = os.environ if env is None else env
-    update = resolve_mqtt_secrets(config.mqtt, where, env, ENV_MQTT_TLS_KEY_PASSWORD)
+    update = resolve_mqtt_secrets(
+        config.mqtt, where, env, read_text_file, ENV_MQTT_TLS_KEY_PASSWORD
+    )
     devices = [_with_password_file(d, index, where) for index, d in enumerate(config.devices)]
     return config.model_copy(
         update={"mqtt": config.mqtt.model_copy(update=update), "devices": devices}
@@ -275,3 +280,8 @@ def _with_password_file(device: DeviceConfig, index: int, where: Path) -> Device
     if not secret:
         raise ConfigError(f"{key}: {file} is empty")
     return device.model_copy(update={"connection_password": secret})
+
+
+def read_text_file(path: Path) -> str:
+    """A configuration file, or one it names (a password, a certificate), as text."""
+    return path.read_text(encoding="utf-8")

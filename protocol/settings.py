@@ -1,6 +1,7 @@
 """Building blocks of kktmon's TOML configurations, shared by the agent and ticketing.
 
-Pure validation (no file access): a strict model base, path and number types, the MQTT
+Pure validation (no file access: files a configuration names are read by a reader
+the caller passes in): a strict model base, path and number types, the MQTT
 connection settings both sides need, TOML parsing and the one-line error messages that
 name the file and the dotted key (``store.toml: agent.poll_interval_s: ...``) without
 echoing values, which may be secrets.
@@ -185,20 +186,28 @@ def describe(exc: ValidationError, shape: Callable[[Loc], Loc] | None = None) ->
     return "; ".join(clauses)
 
 
-def resolve_mqtt_secrets(
-    mqtt: MqttSettings, where: Path, env: Mapping[str, str], env_key_password: str | None = None
-) -> dict[str, Any]:
-    """The password (file or environment) and TLS key password; checks the TLS files exist.
+#: Reads the text of a file a configuration names. The caller supplies it (the agent's and
+#: the ticketing's config loaders pass :func:`read_config_file`'s I/O twin), so this module
+#: stays free of file access.
+TextReader = Callable[[Path], str]
 
-    The one place in protocol/ that reads a file: a secret named by the configuration.
-    Returns the fields to update on ``mqtt``.
+
+def resolve_mqtt_secrets(
+    mqtt: MqttSettings,
+    where: Path,
+    env: Mapping[str, str],
+    read_file: TextReader,
+    env_key_password: str | None = None,
+) -> dict[str, Any]:
+    """The password (file or environment) and TLS key password; checks the TLS files read.
+
+    Returns the fields to update on ``mqtt``. ``read_file`` raises ``OSError`` or
+    ``UnicodeDecodeError`` for a file it cannot read; that becomes a :class:`ConfigError`
+    naming the key.
     """
     password = mqtt.password
     if mqtt.password_file is not None:
-        try:
-            password = SecretStr(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: mqtt.password_file: cannot read: {exc}") from exc
+        password = SecretStr(_read(read_file, mqtt.password_file, where, "password_file"))
     # An empty variable counts as unset: systemd's `Environment=X=` should not blank a secret.
     if env.get(ENV_MQTT_PASSWORD):
         password = SecretStr(env[ENV_MQTT_PASSWORD])
@@ -209,13 +218,17 @@ def resolve_mqtt_secrets(
         raise ConfigError(f"{where}: mqtt.username: required when a password is set")
     for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
         file = getattr(mqtt, key)
-        if file is not None and not file.is_file():
-            raise ConfigError(f"{where}: mqtt.{key}: no such file {file}")
+        if file is not None:
+            _read(read_file, file, where, key)
     return {"password": password, "tls_key_password": key_password}
 
 
-def read_config_text(path: Path) -> str:
+def _read(read_file: TextReader, file: Path, where: Path, key: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_file(file).rstrip("\r\n")
+    except FileNotFoundError as exc:
+        if key.startswith("tls_"):
+            raise ConfigError(f"{where}: mqtt.{key}: no such file {file}") from exc
+        raise ConfigError(f"{where}: mqtt.{key}: cannot read: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        raise ConfigError(f"{where}: mqtt.{key}: cannot read: {exc}") from exc

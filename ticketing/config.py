@@ -62,7 +62,6 @@ from kktmon.protocol.settings import (
     StrictModel,
     check_topic_level,
     parse_toml,
-    read_config_text,
     resolve_mqtt_secrets,
     validate_config,
 )
@@ -284,7 +283,11 @@ def load_config(
     ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`.
     """
     source = Path(path)
-    return parse_config(read_config_text(source), source=source, env=env)
+    try:
+        text = read_text_file(source)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from exc
+    return parse_config(text, source=source, env=env)
 
 
 def parse_config(
@@ -310,7 +313,9 @@ def _file_shape(loc: Loc) -> Loc:
 def _resolve_secrets(
     config: TicketingConfig, where: Path, env: Mapping[str, str]
 ) -> TicketingConfig:
-    mqtt = config.mqtt.model_copy(update=resolve_mqtt_secrets(config.mqtt, where, env))
+    mqtt = config.mqtt.model_copy(
+        update=resolve_mqtt_secrets(config.mqtt, where, env, read_text_file)
+    )
     sinks = [_sink_secret(sink, i, where, env) for i, sink in enumerate(config.sinks)]
     return config.model_copy(update={"mqtt": mqtt, "sinks": sinks})
 
@@ -325,3 +330,8 @@ def _sink_secret(
     if isinstance(sink, OkdeskSinkConfig) and sink.api_token is None:
         raise ConfigError(f"{where}: sinks[{index}].api_token: required (or set {variable})")
     return sink
+
+
+def read_text_file(path: Path) -> str:
+    """A configuration file, or one it names (a password, a certificate), as text."""
+    return path.read_text(encoding="utf-8")
