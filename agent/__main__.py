@@ -1,4 +1,5 @@
-"""``python -m kktmon.agent`` runs the ``kktmon`` command line."""
+"""``python -m kktmon.agent`` runs the agent's own commands (status, agent, check-config,
+outbox); ``kktmon`` / ``python -m kktmon.cli`` is the whole tree."""
 
 import sys
 

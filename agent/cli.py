@@ -1,19 +1,9 @@
-"""The ``kktmon`` command line.
+"""The agent's commands: ``status``, ``agent``, ``check-config`` and ``outbox``.
 
-Commands::
-
-    kktmon status   --vendor shtrih --url URL [--json]   one poll, a table or JSON
-    kktmon simulate shtrih [--tcp HOST:PORT] [--pty] [--scenario FILE]
-    kktmon simulate atol-web|kkmserver --tcp HOST:PORT   a fake driver server (HTTP)
-    kktmon demo [--keep-running]                         a simulated shop, its tickets
-    kktmon agent        --config FILE                    the service (systemd unit)
-    kktmon check-config --config FILE                    validate a config, name the bad key
-    kktmon outbox       --config FILE [--json]           depth, oldest age, drops of the spool
-    kktmon ticketing    --config FILE                    the service centre's ticket maker
-    kktmon tickets      --config FILE [--json]           open and recent tickets
-
-Exit status: 0 when the register answered, 1 when it did not (with one line on stderr
-naming the URL and what to check), 2 for bad command-line input or configuration.
+:func:`add_commands` hangs them on the ``kktmon`` tree (:mod:`kktmon.cli`);
+``python -m kktmon.agent`` runs them alone, which is all a store PC needs. Exit status:
+0 when the register answered, 1 when it did not (with one line on stderr naming the URL
+and what to check), 2 for bad command-line input or configuration.
 """
 
 from __future__ import annotations
@@ -24,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from kktmon.agent.config import RulesConfig
 from kktmon.agent.rules import block_deadline, evaluate
@@ -39,8 +30,8 @@ EXIT_OK, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 ENV_CONNECTION_PASSWORD = "KKTMON_CONNECTION_PASSWORD"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; typed errors become exit statuses."""
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -59,11 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kktmon", description=__doc__.split("\n\n")[0])
+def new_parser(description: str) -> tuple[argparse.ArgumentParser, Any]:
+    """The ``kktmon`` parser with its global options and an empty subcommand set."""
+    parser = argparse.ArgumentParser(prog="kktmon", description=description)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    return parser, parser.add_subparsers(dest="command", required=True)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kktmon.agent``: the store PC's commands only."""
+    parser, sub = new_parser("kktmon agent commands")
+    add_commands(sub)
+    return run(parser, argv)
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``status``, ``agent``, ``check-config`` and ``outbox`` to a subcommand set."""
     status = sub.add_parser("status", help="poll one register once and show its health")
     status.add_argument("--vendor", required=True, choices=vendors())
     status.add_argument(
@@ -82,40 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--timeout", type=float, default=60.0, help="whole-poll deadline, s")
     status.set_defaults(handler=_status)
-
-    simulate = sub.add_parser("simulate", help="run a register simulator")
-    simulate.add_argument("vendor", help="register family to emulate, e.g. shtrih")
-    simulate.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (e.g. 127.0.0.1:7778)")
-    simulate.add_argument("--pty", action="store_true", help="also expose a pseudo-terminal")
-    simulate.add_argument("--scenario", help="TOML scenario file (default: a healthy register)")
-    simulate.add_argument(
-        "--generation",
-        type=int,
-        choices=(1, 2, 3),
-        help="atol-web only: the server generation to fake (1, 2 or 3 = Web Requests, default)",
-    )
-    simulate.set_defaults(handler=_simulate)
-
-    demo = sub.add_parser(
-        "demo", help="a simulated shop and service centre: problems, tickets, a summary"
-    )
-    demo.add_argument(
-        "--keep-running", action="store_true", help="stay up after the script until Ctrl-C"
-    )
-    demo.set_defaults(handler=_demo)
-
     for name, handler, text in (
         ("agent", _agent, "run the monitoring service"),
         ("check-config", _check_config, "validate a configuration file"),
         ("outbox", _outbox, "show the local spool of unsent messages"),
-        ("ticketing", _ticketing, "run the central ticketing subscriber"),
-        ("tickets", _tickets, "show open and recent tickets, most urgent first"),
     ):
         command = sub.add_parser(name, help=text)
         command.add_argument("--config", required=True, help="TOML configuration file")
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.set_defaults(handler=handler)
-    return parser
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -148,33 +125,6 @@ def with_problems(snapshot: HealthSnapshot) -> HealthSnapshot:
     return snapshot.model_copy(
         update={"problems": problems, "block_at": block_at, "block_reason": reason}
     )
-
-
-def _simulate(args: argparse.Namespace) -> int:
-    # Imported here: simulators are a tool beside the agent, not something it runs on.
-    from kktmon.simulators.registry import run_simulator
-
-    if not args.tcp and not args.pty:
-        raise ConfigError("simulate: give --tcp HOST:PORT, --pty or both")
-    options = {} if args.generation is None else {"generation": args.generation}
-    tcp, pty = _host_port(args.tcp), args.pty
-    run_simulator(args.vendor, tcp=tcp, pty=pty, scenario=args.scenario, **options)
-    return EXIT_OK
-
-
-def _host_port(value: str | None) -> tuple[str, int] | None:
-    if value is None:
-        return None
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--tcp wants HOST:PORT, got {value!r}")
-    return host, int(port)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from kktmon.agent.demo import run_demo
-
-    return run_demo(keep_running=args.keep_running)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -215,20 +165,3 @@ def _agent(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logging.getLogger().setLevel(config.agent.log_level)
     return AgentService(config, Path(args.config)).run()
-
-
-def _ticketing(args: argparse.Namespace) -> int:
-    # The centre's side lives in kktmon.ticketing; the CLI only dispatches to it.
-    from kktmon.ticketing.cli import run_ticketing
-
-    return run_ticketing(args.config)
-
-
-def _tickets(args: argparse.Namespace) -> int:
-    from kktmon.ticketing.cli import show_tickets
-
-    return show_tickets(args.config, args.json)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kktmon.simulators.scenario import default_state
 from kktmon.simulators.server import TcpServer
-from kktmon.simulators.shtrih import ShtrihEmulator
+from kktmon.simulators.shtrih.emulator import ShtrihEmulator
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -64,7 +64,7 @@ def run_case(
             encoding="utf-8",
         )
         agent = subprocess.Popen(
-            [sys.executable, "-m", "kktmon.agent", "agent", "--config", str(config)],
+            [sys.executable, "-m", "kktmon.cli", "agent", "--config", str(config)],
             stderr=subprocess.DEVNULL,
         )
         try:

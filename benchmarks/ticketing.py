@@ -320,7 +320,7 @@ class Workers:
         before = [check(client_id) for client_id in ids]
         for n in range(self.count):
             config = str(self.folder / f"worker-{n}.toml")
-            command = [sys.executable, "-m", "kktmon.agent", "ticketing", "--config", config]
+            command = [sys.executable, "-m", "kktmon.cli", "ticketing", "--config", config]
             with (self.folder / f"worker-{n}.log").open("ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=log))
 

@@ -1,14 +1,17 @@
 """Vendor-neutral pieces of the answers -> ``HealthSnapshot`` mappings.
 
-Every vendor's mapping module (``shtrih_mapping``, ``atol_mapping``, ``pirit_mapping``)
-decodes its own records, then builds the shared parts with these helpers, so the same
-fact means the same number whichever register reported it.
+Every vendor's parsers produce the fiscal drive's records of :mod:`kktmon.protocol.fn`;
+:func:`fn_health` and :func:`ofd_queue` turn those into the snapshot's ``fn`` and
+``ofd`` the same way for every vendor, so the same fact means the same number whichever
+register (or driver server) reported it. The vendor mappings (``drivers/<vendor>/
+mapping.py``) keep only what is the vendor's own: status bytes, printer, shift.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus
 from kktmon.protocol.health import FnHealth, FnPhaseInfo, FnWarnings, OfdExchangeStatus, OfdQueue
 
 SECONDS_PER_HOUR = 3600
@@ -30,7 +33,7 @@ def memory_used_pct(last_document: int | None, documents_left: int | None) -> fl
     return round(100 * last_document / (last_document + documents_left), 2)
 
 
-def ofd_queue(
+def ofd_queue_from_values(
     *,
     unsent_count: int,
     first_unsent_number: int | None,
@@ -54,7 +57,7 @@ def ofd_queue(
     )
 
 
-def fn_health(
+def fn_health_from_values(
     *,
     serial: str | None,
     phase: int | None,
@@ -89,4 +92,51 @@ def fn_health(
         documents_left=documents_left,
         storage_30d_free_kb=storage_30d_free_kb,
         firmware=firmware,
+    )
+
+
+def fn_health(
+    status: FnStatus,
+    host_time: datetime,
+    *,
+    validity: FnValidity | None = None,
+    resource: FnResource | None = None,
+    firmware: str | None = None,
+) -> FnHealth:
+    """The snapshot's ``fn`` from the drive's records (what a source lacks stays null).
+
+    ``days_left`` counts from the host's date to ``valid_until``, as for every vendor;
+    the register's own count is used only when it gives no date.
+    """
+    valid_until = validity.valid_until if validity else None
+    days_left = validity.days_left if validity else None
+    if valid_until is not None:
+        days_left = (valid_until - host_time.date()).days
+    documents_left = resource.documents_left if resource else None
+    return FnHealth(
+        serial=status.serial or None,
+        phase=FnPhaseInfo.from_byte(status.phase) if status.phase is not None else None,
+        valid_until=valid_until,
+        days_left=days_left,
+        registrations_left=validity.registrations_left if validity else None,
+        warnings=FnWarnings.from_byte(status.warnings or 0),
+        last_document_number=status.last_document_number,
+        last_document_at=aware(status.last_document_at, host_time),
+        memory_used_pct=memory_used_pct(status.last_document_number, documents_left),
+        documents_left=documents_left,
+        storage_30d_free_kb=resource.storage_30d_free_kb if resource else None,
+        firmware=firmware,
+    )
+
+
+def ofd_queue(status: OfdStatus | None, host_time: datetime) -> OfdQueue:
+    """The snapshot's ``ofd``: all null when the source could not read the queue."""
+    if status is None:
+        return OfdQueue()
+    return ofd_queue_from_values(
+        unsent_count=status.unsent_count,
+        first_unsent_number=status.first_unsent_number,
+        first_unsent_at=status.first_unsent_at,
+        status_byte=status.exchange,
+        host_time=host_time,
     )

@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 
 #: Built-in vendors: name -> (module, class).
 BUILTIN_DRIVERS: dict[str, tuple[str, str]] = {
-    "shtrih": ("kktmon.drivers.shtrih", "ShtrihDriver"),
-    "pirit": ("kktmon.drivers.pirit", "PiritDriver"),
-    "atol": ("kktmon.drivers.atol", "AtolDriver"),
+    "shtrih": ("kktmon.drivers.shtrih.driver", "ShtrihDriver"),
+    "pirit": ("kktmon.drivers.pirit.driver", "PiritDriver"),
+    "atol": ("kktmon.drivers.atol.driver", "AtolDriver"),
     # Driver-server adapters: the register behind the vendor's HTTP server (drivers/http.py).
-    "atol-web": ("kktmon.drivers.atol_web", "AtolWebDriver"),
-    "kkmserver": ("kktmon.drivers.kkmserver", "KkmserverDriver"),
+    "atol-web": ("kktmon.drivers.atol_web.driver", "AtolWebDriver"),
+    "kkmserver": ("kktmon.drivers.kkmserver.driver", "KkmserverDriver"),
 }
 
 ENTRY_POINT_GROUP = "kktmon.drivers"

@@ -21,7 +21,7 @@ from kktmon.simulators.scenario import (
     load_scenario,
 )
 from kktmon.simulators.server import DeviceEmulator, Link, PtyServer, TcpServer, run
-from kktmon.simulators.shtrih import ShtrihEmulator
+from kktmon.simulators.shtrih.emulator import ShtrihEmulator
 
 __all__ = [
     "DeviceEmulator",

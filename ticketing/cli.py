@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import Any
 
 from kktmon.ticketing.config import load_config
 from kktmon.ticketing.service import TicketingService, utc_now
 from kktmon.ticketing.store import TicketRow, open_store
 
 RECENT = timedelta(days=7)
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``ticketing`` and ``tickets`` to a subcommand set."""
+    for name, handler, text in (
+        ("ticketing", _ticketing, "run the central ticketing subscriber"),
+        ("tickets", _tickets, "show open and recent tickets, most urgent first"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--config", required=True, help="TOML configuration file")
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(handler=handler)
+
+
+def _ticketing(args: argparse.Namespace) -> int:
+    return run_ticketing(args.config)
+
+
+def _tickets(args: argparse.Namespace) -> int:
+    return show_tickets(args.config, args.json)
 
 
 def run_ticketing(config_path: str) -> int:

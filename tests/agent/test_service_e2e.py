@@ -23,7 +23,7 @@ from kktmon.protocol.contract import AgentStatus, Event
 from kktmon.protocol.health import HealthSnapshot
 from kktmon.simulators.scenario import default_state
 from kktmon.simulators.server import TcpServer
-from kktmon.simulators.shtrih import ShtrihEmulator
+from kktmon.simulators.shtrih.emulator import ShtrihEmulator
 
 SITE = "store-7"
 ROOT = f"kktmon/v1/{SITE}"
@@ -52,7 +52,7 @@ class AgentProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kktmon.agent", "agent", "--config", str(config)],
+            [sys.executable, "-m", "kktmon.cli", "agent", "--config", str(config)],
             stderr=subprocess.PIPE,
             text=True,
         )

@@ -20,9 +20,9 @@ import pytest
 from driver_servers import password_apart
 
 from kktmon.protocol.health import HealthSnapshot
-from kktmon.simulators.atol_web import AtolWebApp
+from kktmon.simulators.atol_web.app import AtolWebApp
 from kktmon.simulators.http_server import HttpFakeServer
-from kktmon.simulators.kkmserver import KkmserverApp
+from kktmon.simulators.kkmserver.app import KkmserverApp
 from kktmon.simulators.scenario import default_state
 
 SITE = "store-9"
@@ -79,7 +79,7 @@ def test_agent_reads_through_both_servers_and_reports_a_busy_server(
     log, config = tmp_path / "agent.log", _config(tmp_path, mosquitto, devices)
     with log.open("w") as stderr:
         agent = subprocess.Popen(
-            [sys.executable, "-m", "kktmon.agent", "-v", "agent", "--config", str(config)],
+            [sys.executable, "-m", "kktmon.cli", "-v", "agent", "--config", str(config)],
             stderr=stderr,
         )
         try:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from sim_wire import Wire
 
 from kktmon.drivers.transport import open_transport
-from kktmon.protocol.atol import FeLink, PacketReader, decode_packet, encode_packet
-from kktmon.protocol.atol_legacy import ACK, ENQ, EOT, FrameReader, LegacyLink
+from kktmon.protocol.atol.frame import PacketReader, decode_packet, encode_packet
+from kktmon.protocol.atol.legacy import ACK, ENQ, EOT, FrameReader, LegacyLink
+from kktmon.protocol.atol.link import FeLink
 from kktmon.protocol.link import Done, Purge, Send, Wait, WaitKind
 
 # Short link timeouts: the emulator answers at once unless a fault says otherwise.

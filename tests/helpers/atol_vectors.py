@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kktmon.protocol.atol_commands import (
+from kktmon.protocol.atol.commands import (
     FN_OFD_STATUS,
     FN_SHIFT,
     FN_STATUS,
@@ -25,7 +25,7 @@ from kktmon.protocol.atol_commands import (
     request_fn,
     request_state,
 )
-from kktmon.protocol.atol_records import (
+from kktmon.protocol.atol.records import (
     parse_device_type,
     parse_fn_status,
     parse_ofd_status,

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kktmon.agent.demo_broker import free_port, mosquitto_binary
+from kktmon.demo.broker import free_port, mosquitto_binary
 
 __all__ = ["Broker", "free_port", "mosquitto_binary"]
 

@@ -13,8 +13,9 @@ import socket
 from sim_wire import Wire
 
 from kktmon.protocol.link import Action, Done, Purge, Send, Wait, WaitKind
-from kktmon.protocol.pirit import ETX, STX, Field, HostLink, Reply, decode_reply_frame
-from kktmon.protocol.pirit import encode_request_frame as encode
+from kktmon.protocol.pirit.frame import ETX, STX, Field, Reply, decode_reply_frame
+from kktmon.protocol.pirit.frame import encode_request_frame as encode
+from kktmon.protocol.pirit.link import HostLink
 
 #: Host-side waits of :func:`host_exchange`; short, a test only waits on a failure.
 WAITS_S = {WaitKind.ANSWER: 0.4, WaitKind.CONTROL: 0.3, WaitKind.BYTE: 0.3}

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kktmon.protocol.errors import DeviceError, UnsupportedCommandError
-from kktmon.protocol.pirit import Reply, encode_reply_frame
-from kktmon.protocol.pirit_commands import (
+from kktmon.protocol.pirit.commands import (
     FnInfo,
     Info,
     request_fn_info,
     request_info,
     request_status,
 )
-from kktmon.protocol.pirit_fn_records import parse_fn_status, parse_ofd_queue
-from kktmon.protocol.pirit_records import parse_shift_opened_at, parse_status
+from kktmon.protocol.pirit.fn_records import parse_fn_status, parse_ofd_queue
+from kktmon.protocol.pirit.frame import Reply, encode_reply_frame
+from kktmon.protocol.pirit.records import parse_shift_opened_at, parse_status
 
 
 def h(text: str) -> bytes:

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from kktmon.protocol.errors import DeviceError, UnsupportedCommandError
-from kktmon.protocol.shtrih import Frame
-from kktmon.protocol.shtrih_commands import (
+from kktmon.protocol.shtrih.commands import (
     answer_payload,
     request_device_type,
     request_fn,
@@ -27,7 +26,8 @@ from kktmon.protocol.shtrih_commands import (
     request_short_status,
     request_table_field,
 )
-from kktmon.protocol.shtrih_records import (
+from kktmon.protocol.shtrih.frame import Frame
+from kktmon.protocol.shtrih.records import (
     parse_device_type,
     parse_fn_resource,
     parse_fn_status,

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import serial
 
-from kktmon.protocol.shtrih import ACK, ENQ, NAK, STRAY, Frame, command_bytes, decode_frame
-from kktmon.protocol.shtrih import encode_frame as encode
+from kktmon.protocol.shtrih.frame import ACK, ENQ, NAK, STRAY, Frame, command_bytes, decode_frame
+from kktmon.protocol.shtrih.frame import encode_frame as encode
 
 #: The moment of the real E2 trace; every relative time of a test state resolves against it.
 NOW = datetime(2026, 1, 15, 16, 7, 40)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import re
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -10,7 +12,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("agent", "drivers", "protocol", "simulators", "ticketing")
+LAYERS = ("agent", "cli", "demo", "drivers", "protocol", "simulators", "ticketing")
+#: What each layer may import of ours besides itself (DESIGN.md section 2); demo and cli sit
+#: on top and may import everything.
+ALLOWED: dict[str, frozenset[str]] = {
+    "protocol": frozenset(),
+    "drivers": frozenset({"protocol"}),
+    "simulators": frozenset({"protocol"}),
+    "agent": frozenset({"drivers", "protocol"}),
+    "ticketing": frozenset({"protocol"}),
+    "demo": frozenset(LAYERS) - {"demo"},
+    "cli": frozenset(LAYERS) - {"cli"},
+}
+
+BUILTIN_OPEN = re.compile(r"(?<!def )(?<![\w.])open\(")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
@@ -61,7 +76,19 @@ def test_version_comes_from_the_distribution() -> None:
     assert version("kktmon") == PYPROJECT["project"]["version"]
 
 
-def test_protocol_layer_imports_no_io_libraries() -> None:
+def _imported_layers(path: Path) -> set[str]:
+    """The kktmon layers a module imports, at any depth (lazy imports inside functions too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+    return {name.split(".")[1] for name in names if name.startswith("kktmon.") and "." in name}
+
+
+def test_protocol_layer_does_no_io() -> None:
     banned = (
         "import serial",
         "import socket",
@@ -70,21 +97,24 @@ def test_protocol_layer_imports_no_io_libraries() -> None:
         "tenacity",
         "import time",
         "import threading",
+        "read_text(",
+        "read_bytes(",
+        "is_file(",
     )
-    for path in (ROOT / "protocol").glob("*.py"):
+    for path in (ROOT / "protocol").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         for name in banned:
-            assert name not in text, f"{path.name} imports {name}: protocol/ is sans-I/O"
+            assert name not in text, f"{path.relative_to(ROOT)} uses {name}: protocol/ is sans-I/O"
+        assert not BUILTIN_OPEN.search(text), f"{path.relative_to(ROOT)} opens a file"
 
 
-def test_lower_layers_do_not_import_upper_ones() -> None:
-    upper = {
-        "protocol": ("kktmon.drivers", "kktmon.simulators", "kktmon.agent", "kktmon.ticketing"),
-        "drivers": ("kktmon.simulators", "kktmon.agent", "kktmon.ticketing"),
-        "simulators": ("kktmon.drivers", "kktmon.agent", "kktmon.ticketing"),
-    }
-    for layer, forbidden in upper.items():
-        for path in (ROOT / layer).glob("*.py"):
-            text = path.read_text(encoding="utf-8")
-            for name in forbidden:
-                assert name not in text, f"{layer}/{path.name} imports {name}"
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layers_import_only_the_layers_below(layer: str) -> None:
+    allowed = ALLOWED[layer] | {layer}
+    for path in (ROOT / layer).rglob("*.py"):
+        wrong = _imported_layers(path) - allowed
+        assert not wrong, f"{path.relative_to(ROOT)} imports kktmon.{sorted(wrong)}"
+
+
+def test_every_layer_has_a_rule() -> None:
+    assert set(ALLOWED) == set(LAYERS)

@@ -13,8 +13,10 @@ from typing import TypeVar
 import pirit_vectors as pv
 import shtrih_vectors as sv
 
-from kktmon.protocol import link, pirit, shtrih
 from kktmon.protocol.link import Done, LinkMachine, Purge, Send
+from kktmon.protocol.pirit import link as pirit_link
+from kktmon.protocol.shtrih import frame as shtrih_frame
+from kktmon.protocol.shtrih import link as shtrih_link
 
 A = TypeVar("A")
 Register = Callable[[bytes], bytes]
@@ -60,29 +62,24 @@ def pirit_register(request: bytes, reply: bytes, silent_once: bool = False) -> R
     return respond
 
 
-def test_shtrih_exports_the_link_actions_unchanged() -> None:
-    for name in ("Send", "Purge", "Wait", "WaitKind", "Done", "Action"):
-        assert getattr(shtrih, name) is getattr(link, name)
-
-
 def test_one_loop_drives_shtrih() -> None:
     vector = sv.VECTORS[0]
     request, answer = vector.request or b"", vector.answer or b""
-    frame = drive(shtrih.HostLink(request), shtrih_register(request, answer))
-    assert frame == shtrih.decode_frame(answer)
+    frame = drive(shtrih_link.HostLink(request), shtrih_register(request, answer))
+    assert frame == shtrih_frame.decode_frame(answer)
 
 
 def test_one_loop_drives_pirit() -> None:
     vector = pv.VECTORS[4]
     request, reply = vector.request or b"", vector.reply or b""
-    assert drive(pirit.HostLink(request), pirit_register(request, reply)).packet_id == 0x24
-    busy = pirit.HostLink(request)
+    assert drive(pirit_link.HostLink(request), pirit_register(request, reply)).packet_id == 0x24
+    busy = pirit_link.HostLink(request)
     assert drive(busy, pirit_register(request, reply, silent_once=True)).command == 0x78
     assert busy.retries == 1 and busy.alive
 
 
 def test_one_loop_drives_the_enq_probe() -> None:
-    assert drive(pirit.LinkCheck(), lambda data: b"\x06") == 0x06
+    assert drive(pirit_link.LinkCheck(), lambda data: b"\x06") == 0x06
 
 
 def test_bare_done_compares_by_answer() -> None:

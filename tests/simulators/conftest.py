@@ -9,7 +9,7 @@ from sim_wire import NOW, SerialWire, SocketWire
 
 from kktmon.simulators.scenario import DeviceState, default_state
 from kktmon.simulators.server import PtyServer, TcpServer
-from kktmon.simulators.shtrih import ShtrihEmulator
+from kktmon.simulators.shtrih.emulator import ShtrihEmulator
 
 
 @pytest.fixture

@@ -12,23 +12,10 @@ import pytest
 from sim_wire import SocketWire, answer_of, h, quiet, read_frame, request, transact
 
 from kktmon.protocol.errors import ChecksumError
-from kktmon.protocol.shtrih import (
-    ACK,
-    ENQ,
-    NAK,
-    Done,
-    Frame,
-    HostLink,
-    Purge,
-    Send,
-    Wait,
-    decode_frame,
-)
-from kktmon.protocol.shtrih_records import (
-    parse_fn_status,
-    parse_long_status,
-    parse_short_status,
-)
+from kktmon.protocol.link import Done, Purge, Send, Wait
+from kktmon.protocol.shtrih.frame import ACK, ENQ, NAK, Frame, decode_frame
+from kktmon.protocol.shtrih.link import HostLink
+from kktmon.protocol.shtrih.records import parse_fn_status, parse_long_status, parse_short_status
 from kktmon.simulators.scenario import DeviceState
 from kktmon.simulators.server import TcpServer
 

@@ -14,10 +14,10 @@ import pytest
 from sim_wire import SerialWire, SocketWire, answer_of, quiet, request
 
 from kktmon.protocol.errors import ConfigError
-from kktmon.protocol.shtrih import ACK, ENQ, NAK
+from kktmon.protocol.shtrih.frame import ACK, ENQ, NAK
 from kktmon.simulators.scenario import DeviceState
 from kktmon.simulators.server import PtyServer, TcpServer, run
-from kktmon.simulators.shtrih import ShtrihEmulator
+from kktmon.simulators.shtrih.emulator import ShtrihEmulator
 
 
 def _runner_threads() -> list[threading.Thread]:

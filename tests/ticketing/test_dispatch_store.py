@@ -11,7 +11,7 @@ import pytest
 from okdesk_server import OkdeskServer
 from ticket_facts import T0, StoreFactory, cleared, raised
 
-from kktmon.agent.cli import main
+from kktmon.cli.main import main
 from kktmon.ticketing.calls import HelpdeskCall, Sink
 from kktmon.ticketing.dispatch import Backoff, Dispatcher
 from kktmon.ticketing.okdesk import OkdeskSink

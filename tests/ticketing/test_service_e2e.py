@@ -262,7 +262,7 @@ def test_killed_worker_loses_nothing(
     config = tmp_path / "ticketing.toml"
     text = _config_text(mosquitto, store_url).replace("[mqtt]\n", '[mqtt]\nclient_id = "tk-1"\n')
     config.write_text(text)
-    command = [sys.executable, "-m", "kktmon.agent", "ticketing", "--config", str(config)]
+    command = [sys.executable, "-m", "kktmon.cli", "ticketing", "--config", str(config)]
     worker = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     try:
         now = datetime.now(UTC)

@@ -17,13 +17,7 @@ from webhook_receiver import WebhookReceiver
 
 from kktmon.protocol.errors import ConfigError
 from kktmon.ticketing.calls import CallAction, SinkError
-from kktmon.ticketing.sinks import (
-    HttpRetry,
-    LocalSink,
-    RetryLaterError,
-    WebhookSink,
-    retry_after_s,
-)
+from kktmon.ticketing.sinks import HttpRetry, LocalSink, RetryLaterError, WebhookSink, retry_after_s
 
 SECRET = "whsec-3b1f9e"
 FAST = HttpRetry(attempts=3, total_s=5.0, backoff_s=0.01, max_wait_s=0.5)

@@ -1,0 +1,1 @@
+"""The ``kktmon`` command-line tree: composes the subcommands every layer offers."""

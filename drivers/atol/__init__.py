@@ -1,0 +1,5 @@
+"""ATOL driver: ``driver``, ``mapping`` and ``link`` (which link layer, probed)."""
+
+from kktmon.drivers.atol.driver import AtolDriver
+
+__all__ = ["AtolDriver"]

@@ -1,0 +1,1 @@
+"""kkmserver.ru (a driver server), sans-I/O (roles as in :mod:`kktmon.protocol.atol_web`)."""

@@ -1,0 +1,154 @@
+"""Shtrih-M command layer: the read-only allowlist, request builders and answer parsers.
+
+Every request is built by :func:`encode_request`, the single gate that refuses a
+command outside :data:`ALLOWLIST` before any byte of it exists (DESIGN.md section 1).
+Parsers turn an answer frame into typed records and raise :class:`DeviceError` for a
+non-zero error code. Offsets follow shtrih-m.md section 8 ("payload offset" 0 is the
+error code); answers may be longer than documented (quirk 11.6): extra bytes are ignored.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kktmon.protocol.errors import (
+    CommandNotAllowedError,
+    DeviceError,
+    MalformedAnswerError,
+    UnexpectedAnswerError,
+    UnsupportedCommandError,
+)
+from kktmon.protocol.shtrih.errors import ERROR_MEANINGS, UNSUPPORTED
+from kktmon.protocol.shtrih.frame import Frame, command_bytes, encode_frame
+
+VENDOR = "shtrih"
+DEFAULT_PASSWORD = 30  # system administrator (table 2 row 30)
+
+# Command codes the agent may send: code -> required leading data bytes (F7 only with 01).
+ALLOWLIST: dict[int, bytes] = {
+    0xFC: b"",  # device type
+    0xF7: b"\x01",  # model parameters
+    0x10: b"",  # short status
+    0x11: b"",  # full status
+    0x1F: b"",  # read table
+    0x2D: b"",  # table structure
+    0x2E: b"",  # field structure
+    0xFF01: b"",  # FN status
+    0xFF02: b"",  # FN serial
+    0xFF03: b"",  # FN validity
+    0xFF04: b"",  # FN firmware
+    0xFF09: b"",  # last registration
+    0xFF0A: b"",  # FN archive document
+    0xFF39: b"",  # OFD exchange status
+    0xFF3F: b"",  # documents without OFD receipt
+    0xFF40: b"",  # shift parameters
+    0xFF63: b"",  # FN free resource
+    0x6B: b"",  # error text
+}
+
+# Documented in shtrih-m.md section 9 as changing fiscal, device or printer state.
+# Never consulted to allow anything: it exists so tests can prove the gate closes.
+NEVER_SEND: frozenset[int] = frozenset(
+    {
+        *(0xE0, 0x41, 0xC6, 0xC7, 0xFF41, 0xFF42, 0xFF43, 0xFF0B, 0xFF37, 0xFF38),  # shifts
+        *range(0x80, 0x8F),  # receipts
+        *(0x50, 0x51, 0xFF0C, 0xFF0D, 0xFF44, 0xFF45, 0xFF46, 0xFF4A, 0xFF4B, 0xFF4D),
+        *(0xFF35, 0xFF36, 0xFF50, 0xFF51, 0xFF52, 0xFF61, *range(0xFF67, 0xFF77)),
+        *(0xFF05, 0xFF06, 0xFF34, 0xFF3D, 0xFF3E, 0xFF07, 0xFF08, 0xFF62, 0xFF64),  # FN
+        *(0xFF65, 0xFF66, 0x0D, 0x65),
+        *(0x14, 0x1E, 0x20, 0x21, 0x22, 0x23, 0x24, 0x27, 0x16, 0x0E, 0x60, 0x1C),  # settings
+        *(0xFF4E, 0xFF32, 0xFF33),
+        *(0x12, 0x17, 0x2F, 0x18, 0x52, 0x53, 0x54, *range(0xC0, 0xC6), 0xDE),  # printing
+        *(0x4D, 0x4E, 0x4F, 0x19, 0x2B, 0x25, 0x28, 0x29, 0x13, 0x2C, 0x40, 0xB0),
+        *(0x01, 0x02, 0x03, 0xFD, 0xFE),  # dumps, service
+    }
+)
+
+
+def command_name(code: int) -> str:
+    return f"{code:02X}h" if code <= 0xFF else f"{code:04X}h"
+
+
+def is_allowed(code: int, data: bytes) -> bool:
+    prefix = ALLOWLIST.get(code)
+    return prefix is not None and data.startswith(prefix)
+
+
+def encode_request(code: int, data: bytes = b"") -> bytes:
+    """The only way to turn a command into bytes: refuses anything off the allowlist."""
+    if not is_allowed(code, data):
+        raise CommandNotAllowedError(VENDOR, command_name(code))
+    return encode_frame(command_bytes(code) + data)
+
+
+def _pwd(password: int) -> bytes:
+    return password.to_bytes(4, "little")
+
+
+# ------------------------------------------------------------------ request builders
+
+
+def request_device_type() -> bytes:
+    return encode_request(0xFC)
+
+
+def request_model_parameters() -> bytes:
+    return encode_request(0xF7, b"\x01")
+
+
+def request_short_status(password: int = DEFAULT_PASSWORD) -> bytes:
+    return encode_request(0x10, _pwd(password))
+
+
+def request_long_status(password: int = DEFAULT_PASSWORD) -> bytes:
+    return encode_request(0x11, _pwd(password))
+
+
+def request_table_field(
+    table: int, row: int, field: int, password: int = DEFAULT_PASSWORD
+) -> bytes:
+    return encode_request(0x1F, _pwd(password) + struct.pack("<BHB", table, row, field))
+
+
+def request_table_structure(table: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    return encode_request(0x2D, _pwd(password) + bytes([table]))
+
+
+def request_field_structure(table: int, field: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    return encode_request(0x2E, _pwd(password) + bytes([table, field]))
+
+
+def request_fn(code: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    """FN commands that take only the password: FF01/02/03/04/09/39/3F/40/63."""
+    return encode_request(code, _pwd(password))
+
+
+def request_archive_document(number: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    return encode_request(0xFF0A, _pwd(password) + number.to_bytes(4, "little"))
+
+
+# ------------------------------------------------------------------ answer checking
+
+
+def answer_payload(frame: Frame, code: int) -> bytes:
+    """Fields of the answer to ``code`` after the error byte; raises on a device error."""
+    expected = command_bytes(code)
+    data = frame.data
+    if frame.command != expected:
+        # Vendor Java driver's rule: FF yy with the wrong sub-code carries yy as error.
+        if len(expected) == 2 and frame.command[:1] == b"\xff" and len(frame.command) == 2:
+            raise _device_error(code, frame.command[1])
+        raise UnexpectedAnswerError(
+            f"answer to {frame.command.hex().upper()}h while waiting for {command_name(code)}"
+        )
+    if not data:
+        raise MalformedAnswerError(f"answer to {command_name(code)} has no error byte")
+    if data[0] != 0:
+        raise _device_error(code, data[0])
+    return data[1:]
+
+
+def _device_error(code: int, error: int) -> DeviceError:
+    meaning = ERROR_MEANINGS.get(error, "undocumented error")
+    kind = UnsupportedCommandError if error == UNSUPPORTED else DeviceError
+    return kind(VENDOR, command_name(code), error, meaning)

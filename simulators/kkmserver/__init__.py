@@ -1,0 +1,5 @@
+"""A fake kkmserver: ``app`` (HTTP) and ``answers``."""
+
+from kktmon.simulators.kkmserver.app import KkmserverApp
+
+__all__ = ["KkmserverApp"]
