@@ -11,10 +11,21 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus
-from kktmon.protocol.health import FnHealth, FnPhaseInfo, FnWarnings, OfdExchangeStatus, OfdQueue
+from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus, ShiftParameters
+from kktmon.protocol.health import (
+    ClockInfo,
+    FnHealth,
+    FnPhaseInfo,
+    FnWarnings,
+    OfdExchangeStatus,
+    OfdQueue,
+    ShiftInfo,
+    ShiftState,
+)
 
 SECONDS_PER_HOUR = 3600
+#: Hours a shift may stay open; after them the register refuses to sell until it closes.
+SHIFT_LIMIT_HOURS = 24
 
 
 def aware(naive: datetime | None, host_time: datetime) -> datetime | None:
@@ -41,20 +52,9 @@ def ofd_queue_from_values(
     status_byte: int,
     host_time: datetime,
 ) -> OfdQueue:
-    """The OFD queue; the age is 0 with nothing unsent and unknown without a date."""
-    first_at = aware(first_unsent_at, host_time)
-    age_h = None
-    if unsent_count == 0:
-        age_h = 0.0
-    elif first_at is not None:
-        age_h = hours_since(first_at, host_time)
-    return OfdQueue(
-        unsent_count=unsent_count,
-        first_unsent_number=first_unsent_number,
-        first_unsent_at=first_at,
-        oldest_unsent_age_h=age_h,
-        exchange=OfdExchangeStatus.from_byte(status_byte),
-    )
+    """The OFD queue from decoded values (see :func:`ofd_queue`)."""
+    status = OfdStatus(status_byte, None, unsent_count, first_unsent_number, first_unsent_at)
+    return ofd_queue(status, host_time)
 
 
 def fn_health_from_values(
@@ -130,13 +130,69 @@ def fn_health(
 
 
 def ofd_queue(status: OfdStatus | None, host_time: datetime) -> OfdQueue:
-    """The snapshot's ``ofd``: all null when the source could not read the queue."""
+    """The snapshot's ``ofd``: all null when the source could not read the queue.
+
+    The age is 0 with nothing unsent and unknown without a date; ``exchange`` is null
+    when the source gives no status bits.
+    """
     if status is None:
         return OfdQueue()
-    return ofd_queue_from_values(
+    first_at = aware(status.first_unsent_at, host_time)
+    age_h = None
+    if status.unsent_count == 0:
+        age_h = 0.0
+    elif first_at is not None:
+        age_h = hours_since(first_at, host_time)
+    exchange = status.exchange
+    return OfdQueue(
         unsent_count=status.unsent_count,
         first_unsent_number=status.first_unsent_number,
-        first_unsent_at=status.first_unsent_at,
-        status_byte=status.exchange,
-        host_time=host_time,
+        first_unsent_at=first_at,
+        oldest_unsent_age_h=age_h,
+        exchange=OfdExchangeStatus.from_byte(exchange) if exchange is not None else None,
+    )
+
+
+def clock_info(device_time: datetime | None, host_time: datetime) -> ClockInfo:
+    """The snapshot's ``clock`` from the register's naive wall-clock time (null if unread)."""
+    moment = aware(device_time, host_time)
+    if moment is None:
+        return ClockInfo()
+    return ClockInfo(device_time=moment, skew_s=round((moment - host_time).total_seconds(), 1))
+
+
+def fn_shift(shift: ShiftParameters | None, status: FnStatus, last_closed: int) -> tuple[bool, int]:
+    """Whether a shift is open and its number, the FN's word first.
+
+    The drive's shift parameters when the register passed them on; else the status's
+    shift flag and the register's own last *closed* shift, plus one while one is open.
+    """
+    if shift is not None:
+        return shift.open, shift.number
+    is_open = status.shift_open is True
+    return is_open, last_closed + 1 if is_open else last_closed
+
+
+def shift_info(
+    is_open: bool,
+    number: int | None,
+    opened_at: datetime | None,
+    host_time: datetime,
+    *,
+    expired: bool = False,
+) -> ShiftInfo:
+    """The snapshot's ``shift``; ``opened_at`` already in the host's zone.
+
+    An open shift has expired when the register says so (``expired``) or when
+    :data:`SHIFT_LIMIT_HOURS` have passed since it opened; a closed one has only a number.
+    """
+    if not is_open:
+        return ShiftInfo(state=ShiftState.CLOSED, number=number)
+    hours = hours_since(opened_at, host_time) if opened_at is not None else None
+    expired = expired or (hours is not None and hours >= SHIFT_LIMIT_HOURS)
+    return ShiftInfo(
+        state=ShiftState.EXPIRED if expired else ShiftState.OPEN,
+        number=number,
+        opened_at=opened_at,
+        hours_open=hours,
     )

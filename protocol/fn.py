@@ -86,10 +86,14 @@ class FnRegistration:
 
 @dataclass(frozen=True)
 class OfdStatus:
-    """The OFD queue; ``exchange`` holds the raw status bits (OfdExchangeStatus reads them)."""
+    """The OFD queue; ``exchange`` holds the raw status bits (OfdExchangeStatus reads them).
 
-    exchange: int
-    reading_message: bool
+    ``None`` is "this source cannot tell": a driver server gives the queue without the
+    exchange bits or the reading flag.
+    """
+
+    exchange: int | None
+    reading_message: bool | None
     unsent_count: int
     first_unsent_number: int | None
     first_unsent_at: datetime | None
