@@ -3,7 +3,10 @@
 The driver gathers one poll's parsed records into :class:`PiritFacts` (identity into
 :class:`PiritIdentity`); this module only maps them, so it reads as a table of facts and
 is tested from the golden replies without any link. Records the register could not give
-(an unsupported sub, a firmware variant) are ``None`` and their fields stay null.
+(an unsupported sub, a firmware variant) are ``None`` and their fields stay null. The
+fiscal drive's records are the vendor-neutral ones of :mod:`kktmon.protocol.fn`: the
+shared :func:`~kktmon.drivers.mapping.fn_health` and
+:func:`~kktmon.drivers.mapping.ofd_queue` map them as for every vendor.
 
 Where the Pirit protocol has no counterpart of a health field the field stays null or
 takes the only value the register can tell: there is no "paper near end" bit (paper is
@@ -14,18 +17,16 @@ Register times are naive wall-clock; they get the host's zone here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TypeVar
 
-from kktmon.drivers.mapping import aware, fn_health_from_values, hours_since, ofd_queue_from_values
+from kktmon.drivers.mapping import aware, fn_health, hours_since, ofd_queue
+from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus, ShiftParameters
 from kktmon.protocol.health import (
     ClockInfo,
     DeviceInfo,
     FfdVersions,
-    FnHealth,
     HealthSnapshot,
-    OfdQueue,
     PaperState,
     PrinterInfo,
     ShiftInfo,
@@ -33,8 +34,6 @@ from kktmon.protocol.health import (
 )
 from kktmon.protocol.pirit import fn_records as fnr
 from kktmon.protocol.pirit import records as rec
-
-T = TypeVar("T")
 
 VENDOR = "pirit"
 SHIFT_LIMIT_H = 24
@@ -64,18 +63,18 @@ class PiritFacts:
 
     status: rec.Status  # 0x00
     printer: rec.PrinterStatus  # 0x04
-    fn_status: fnr.FnStatus  # 0x78/2
+    fn_status: FnStatus  # 0x78/2
     device_time: datetime | None = None  # 0x13
     fn_serial: str | None = None  # 0x78/1
     last_fd_number: int | None = None  # 0x78/3
     last_fiscal_at: datetime | None = None  # 0x02/5
-    ofd: fnr.OfdQueue | None = None  # 0x78/7
-    fn_shift: fnr.FnShift | None = None  # 0x78/6
+    ofd: OfdStatus | None = None  # 0x78/7
+    fn_shift: ShiftParameters | None = None  # 0x78/6
     shift_opened_at: datetime | None = None  # 0x02/17, only asked with the shift open
-    memory: fnr.FnMemory | None = None  # 0x78/18, Punix only
+    memory: FnResource | None = None  # 0x78/18, Punix only
     # 0x02/14 every poll, as Shtrih's FF03h: a re-registration (excise goods, autonomous
     # mode) can shorten the same drive's life.
-    expiry: rec.FnExpiry | None = None
+    expiry: FnValidity | None = None
 
 
 def model_name(model: rec.Model | None) -> str | None:
@@ -129,41 +128,30 @@ def build_snapshot(
     return HealthSnapshot(
         taken_at=host_time,
         device=device,
-        fn=_fn(identity, facts, host_time),
-        ofd=_ofd(facts.ofd, host_time),
+        fn=fn_health(
+            fn_status(facts),
+            host_time,
+            validity=facts.expiry,
+            resource=facts.memory,
+            firmware=(identity.versions.fn_firmware or None) if identity.versions else None,
+        ),
+        ofd=ofd_queue(facts.ofd, host_time),
         shift=_shift(facts, host_time),
         printer=_printer(facts.status, facts.printer),
         clock=ClockInfo(device_time=device_time, skew_s=skew),
     )
 
 
-def _fn(identity: PiritIdentity, facts: PiritFacts, host_time: datetime) -> FnHealth:
-    expiry, memory, last = facts.expiry, facts.memory, facts.last_fd_number
-    return fn_health_from_values(
+def fn_status(facts: PiritFacts) -> FnStatus:
+    """0x78/2 completed with what other reads give: serial (0x78/1), last document
+    (0x78/3) and its time (0x02/5)."""
+    last = facts.last_fd_number
+    return replace(
+        facts.fn_status,
         serial=facts.fn_serial,
-        phase=facts.fn_status.phase,
-        warnings=facts.fn_status.warnings.raw,
-        valid_until=expiry.valid_until if expiry else None,
-        register_days_left=expiry.days_left if expiry else None,
         last_document_number=last,
         # With no document in the FN there is no date, whatever 02h/5 still holds.
         last_document_at=None if last == 0 else facts.last_fiscal_at,
-        documents_left=memory.documents_left if memory else None,
-        storage_30d_free_kb=memory.storage_30d_free_kb if memory else None,
-        firmware=(identity.versions.fn_firmware or None) if identity.versions else None,
-        host_time=host_time,
-    )
-
-
-def _ofd(queue: fnr.OfdQueue | None, host_time: datetime) -> OfdQueue:
-    if queue is None:
-        return OfdQueue()
-    return ofd_queue_from_values(
-        unsent_count=queue.unsent_count,
-        first_unsent_number=queue.first_unsent_number,
-        first_unsent_at=queue.first_unsent_at,
-        status_byte=queue.status,
-        host_time=host_time,
     )
 
 
@@ -173,7 +161,7 @@ def shift_is_open(facts: PiritFacts) -> bool:
     A register and its FN out of step (error 42h) still hold an open shift somewhere:
     report it open rather than hide a running 24-hour clock.
     """
-    fn_view = facts.fn_shift.open if facts.fn_shift else facts.fn_status.shift_open
+    fn_view = facts.fn_shift.open if facts.fn_shift else facts.fn_status.shift_open is True
     return facts.status.flags.shift_open or fn_view
 
 

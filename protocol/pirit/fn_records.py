@@ -1,12 +1,23 @@
 """Typed records parsed from Pirit FN (0x78) and marking (0x79) replies, pirit.md 4.4-4.5.
 
 Same conventions as :mod:`kktmon.protocol.pirit.records`: each ``parse_*`` takes the
-:class:`~kktmon.protocol.pirit.Reply`, checks it and returns a frozen record. The FN
-state, warning flags and OFD exchange status stay raw integers (decimal on the wire,
-quirk 8) with their documented bits as attributes; ``FnStatus.phase`` and
-``FnStatus.warnings.raw`` feed ``FnPhaseInfo.from_byte`` and ``FnWarnings.from_byte``
-of the health model (same bit layout), ``OfdQueue.status`` feeds
-``OfdExchangeStatus.from_byte``.
+:class:`~kktmon.protocol.pirit.Reply`, checks it and returns a frozen record. The drive's
+own facts come back as the vendor-neutral records of :mod:`kktmon.protocol.fn`, the
+same every vendor's parsers return; Pirit retells the drive's answers as decimal text
+(quirk 8) instead of passing its bytes through:
+
+=============  ===============  ==============================================
+sub            record           notes
+=============  ===============  ==============================================
+0x78/2         FnStatus         packed state split into phase and two flags
+0x78/6         ShiftParameters  shift open, number, receipt number
+0x78/7         OfdStatus        ``exchange`` as sent: bit 6 is the reading flag
+0x78/18        FnResource       Punix firmware only
+=============  ===============  ==============================================
+
+The expiry read (0x02/14) is in :mod:`kktmon.protocol.pirit.records`. What only Pirit
+tells (0x78/14 versions, 0x78/22 FFD support, 0x78/19, the 0x79 marking reads) keeps
+records of its own here.
 """
 
 from __future__ import annotations
@@ -14,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from kktmon.protocol.fn import FnResource, FnStatus, OfdStatus, ShiftParameters
 from kktmon.protocol.pirit.commands import FN_INFO, MARKING, FnInfo
-from kktmon.protocol.pirit.fields import Bit, Values
+from kktmon.protocol.pirit.fields import Values
 from kktmon.protocol.pirit.frame import Reply
 
 #: FFD version codes used by 0x78/14 and 0x78/22 (2 = 1.05, 4 = 1.2).
@@ -46,45 +58,30 @@ def parse_fn_serial(reply: Reply) -> str:
     return Values.of(reply, FN_INFO, FnInfo.SERIAL).text()
 
 
-@dataclass(frozen=True)
-class FnWarningFlags:
-    """0x78/2 field 3; bits 4-6 are not defined by the Pirit documents (keep ``raw``)."""
-
-    raw: int
-
-    urgent_replacement = Bit(0)  # crypto-coprocessor expires within 3 days
-    resource_exhausting = Bit(1)  # expires within 30 days
-    memory_90 = Bit(2)
-    ofd_timeout = Bit(3)
-    critical_error = Bit(7)
-
-
-@dataclass(frozen=True)
-class FnStatus:
-    """0x78/2: packed FN state, current FN document, warning flags."""
-
-    state: int
-    current_document: int
-    warnings: FnWarningFlags
-
-    @property
-    def phase(self) -> int:
-        """Bits 0-3 of the state: 0, 1, 3, 7 or 15 (:data:`FN_PHASES`)."""
-        return self.state & 0x0F
-
-    @property
-    def document_in_progress(self) -> bool:
-        return bool(self.state >> 4 & 1)
-
-    @property
-    def shift_open(self) -> bool:
-        return bool(self.state >> 5 & 1)
+#: Bits of the packed FN state (0x78/2 field 1) beside the life phase in bits 0-3.
+STATE_PHASE_MASK = 0x0F
+STATE_DOCUMENT_DATA = 0x10  # the FN holds data of a document in progress
+STATE_SHIFT_OPEN = 0x20  # the FN's view of the shift
 
 
 def parse_fn_status(reply: Reply) -> FnStatus:
+    """0x78/2: packed FN state, current FN document (:data:`FN_DOCUMENTS`), warning flags.
+
+    The state's bits 0-3 are the phase (:data:`FN_PHASES`), bit 4 "document data
+    received", bit 5 "shift open"; the warning byte is the drive's (bits 4-6 are not
+    defined by the Pirit documents and stay in it). Serial and last document come from
+    other subs (0x78/1, 0x78/3), so they are None here.
+    """
     v = Values.of(reply, FN_INFO, FnInfo.STATUS)
     state, document, warnings = v.integer(), v.integer(), v.integer()
-    return FnStatus(state, document, FnWarningFlags(warnings))
+    return FnStatus(
+        serial=None,
+        phase=state & STATE_PHASE_MASK,
+        warnings=warnings,
+        shift_open=bool(state & STATE_SHIFT_OPEN),
+        current_document=document,
+        document_data_received=bool(state & STATE_DOCUMENT_DATA),
+    )
 
 
 def parse_last_fd_number(reply: Reply) -> int:
@@ -102,48 +99,31 @@ def parse_registration_fd(reply: Reply) -> int:
     return Values.of(reply, FN_INFO, FnInfo.REGISTRATION_FD).integer()
 
 
-@dataclass(frozen=True)
-class FnShift:
-    number: int
-    open: bool
-    receipt_number: int
-
-
-def parse_fn_shift(reply: Reply) -> FnShift:
+def parse_fn_shift(reply: Reply) -> ShiftParameters:
     """0x78/6: shift number, open (1/0), receipt number in the shift."""
     v = Values.of(reply, FN_INFO, FnInfo.SHIFT)
-    return FnShift(v.integer(), v.integer() != 0, v.integer())
+    number, is_open, receipt = v.integer(), v.integer() != 0, v.integer()
+    return ShiftParameters(open=is_open, number=number, receipt_number=receipt)
 
 
-@dataclass(frozen=True)
-class OfdQueue:
-    """0x78/7. With nothing unsent, number and date are None whatever was sent."""
-
-    status: int
-    unsent_count: int
-    first_unsent_number: int | None
-    first_unsent_at: datetime | None
-
-    transport_connected = Bit(0)
-    message_pending = Bit(1)
-    awaiting_receipt = Bit(2)
-    command_from_ofd = Bit(3)
-    settings_changed = Bit(4)
-    awaiting_command_answer = Bit(5)
-    reading_started = Bit(6)
-
-    @property
-    def raw(self) -> int:
-        return self.status
+#: Bit 6 of the 0x78/7 mask, "reading of a message for the OFD has started" (the drive
+#: itself sends it as a byte of its own beside the exchange byte).
+OFD_READING_MESSAGE = 0x40
 
 
-def parse_ofd_queue(reply: Reply) -> OfdQueue:
+def parse_ofd_queue(reply: Reply) -> OfdStatus:
+    """0x78/7. With nothing unsent, number and date are None whatever was sent.
+
+    ``exchange`` is the mask as sent, bit 6 included (bits 0-5 read as every vendor's
+    exchange byte); ``reading_message`` is that bit 6.
+    """
     v = Values.of(reply, FN_INFO, FnInfo.OFD_QUEUE)
-    status = v.integer()
+    mask = v.integer()
     count = v.integer() if v.has() else 0
+    reading = bool(mask & OFD_READING_MESSAGE)
     if count == 0:  # number, date and time may be 0, empty, 000000 or absent (4.4)
-        return OfdQueue(status, 0, None, None)
-    return OfdQueue(status, count, v.integer(), v.moment())
+        return OfdStatus(mask, reading, 0, None, None)
+    return OfdStatus(mask, reading, count, v.integer(), v.moment())
 
 
 @dataclass(frozen=True)
@@ -173,17 +153,11 @@ def parse_shift_open_fd(reply: Reply) -> int:
     return Values.of(reply, FN_INFO, FnInfo.SHIFT_OPEN_FD).integer()
 
 
-@dataclass(frozen=True)
-class FnMemory:
-    """0x78/18, Punix (Pirit 2SF / Dreamkas-F core) only."""
-
-    documents_left: int  # approx. 5-year-storage documents that still fit
-    storage_30d_free_kb: int
-
-
-def parse_fn_memory(reply: Reply) -> FnMemory:
+def parse_fn_memory(reply: Reply) -> FnResource:
+    """0x78/18, Punix (Pirit 2SF / Dreamkas-F core) only: the approximate number of
+    5-year-storage documents that still fit, free KB of the 30-day storage."""
     v = Values.of(reply, FN_INFO, FnInfo.MEMORY)
-    return FnMemory(v.integer(), v.integer())
+    return FnResource(documents_left=v.integer(), storage_30d_free_kb=v.integer())
 
 
 @dataclass(frozen=True)

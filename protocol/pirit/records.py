@@ -6,7 +6,8 @@ echo (:func:`~kktmon.protocol.pirit.commands.answer_fields`) and returns a froze
 or a plain value. Flag masks stay raw beside their decoded bits. Replies may carry more
 values than documented (newer firmware, quirk 10): extras are ignored; values that
 older firmware leaves out come back as ``None``. FN (0x78) and marking (0x79) replies
-are in :mod:`kktmon.protocol.pirit.fn_records`.
+are in :mod:`kktmon.protocol.pirit.fn_records`; the FN expiry (0x02/14) is the drive's
+vendor-neutral :class:`~kktmon.protocol.fn.FnValidity`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from kktmon.protocol.fn import FnValidity
 from kktmon.protocol.pirit.commands import (
     CLOCK,
     COUNTERS,
@@ -188,16 +190,10 @@ def parse_shift_opened_at(reply: Reply) -> datetime | None:
     return Values.of(reply, INFO, Info.SHIFT_OPENED).moment()
 
 
-@dataclass(frozen=True)
-class FnExpiry:
-    valid_until: date | None
-    days_left: int | None  # FFD 1.2 firmware only
-
-
-def parse_fn_expiry(reply: Reply) -> FnExpiry:
-    """0x02/14: one value (FFD 1.05 firmware) or two (FFD 1.2)."""
+def parse_fn_expiry(reply: Reply) -> FnValidity:
+    """0x02/14: the date (FFD 1.05 firmware) or the date and the days left (FFD 1.2)."""
     v = Values.of(reply, INFO, Info.FN_EXPIRY)
-    return FnExpiry(v.day(), v.opt_integer())
+    return FnValidity(valid_until=v.day(), days_left=v.opt_integer())
 
 
 MODEL_NAMES = {

@@ -130,16 +130,15 @@ VECTORS: list[Vector] = [
         reply_fields=("2", "35", "0", "2"),
         build=lambda: request_fn_info(FnInfo.STATUS, packet_id=0x23),
         parse=parse_fn_status,
+        # State 35 = phase 3, shift open, no document data; warnings 2 = bit 1 only
+        # (resource exhausting; the health model's FnWarnings names the bits).
         facts={
-            "state": 35,
             "phase": 3,
             "shift_open": True,
-            "document_in_progress": False,
+            "document_data_received": False,
             "current_document": 0,
-            "warnings.raw": 2,
-            "warnings.resource_exhausting": True,
-            "warnings.urgent_replacement": False,
-            "warnings.memory_90": False,
+            "warnings": 2,
+            "serial": None,
         },
     ),
     Vector(
@@ -155,10 +154,11 @@ VECTORS: list[Vector] = [
         reply_fields=("7", "2", "3", "1234", "150324", "101530"),
         build=lambda: request_fn_info(FnInfo.OFD_QUEUE, packet_id=0x24),
         parse=parse_ofd_queue,
+        # Exchange 2 = bit 1 only: a message is pending, no transport connection (the
+        # health model's OfdExchangeStatus names the bits).
         facts={
-            "status": 2,
-            "message_pending": True,
-            "transport_connected": False,
+            "exchange": 2,
+            "reading_message": False,
             "unsent_count": 3,
             "first_unsent_number": 1234,
             "first_unsent_at": datetime(2024, 3, 15, 10, 15, 30),

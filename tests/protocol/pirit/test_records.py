@@ -16,6 +16,7 @@ from kktmon.protocol.errors import (
     UnexpectedAnswerError,
     UnsupportedCommandError,
 )
+from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus, ShiftParameters
 from kktmon.protocol.health import FnPhase, FnPhaseInfo, FnWarnings, OfdExchangeStatus
 from kktmon.protocol.pirit import fn_records as fn
 from kktmon.protocol.pirit import records as rec
@@ -78,13 +79,13 @@ def test_model_codes() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        (("140327",), rec.FnExpiry(date(2027, 3, 14), None)),  # FFD 1.05 firmware
-        (("140327", "412"), rec.FnExpiry(date(2027, 3, 14), 412)),  # FFD 1.2 firmware
-        (("140327", "412", "extra"), rec.FnExpiry(date(2027, 3, 14), 412)),
-        (("000000",), rec.FnExpiry(None, None)),
+        (("140327",), FnValidity(date(2027, 3, 14), days_left=None)),  # FFD 1.05 firmware
+        (("140327", "412"), FnValidity(date(2027, 3, 14), days_left=412)),  # FFD 1.2 firmware
+        (("140327", "412", "extra"), FnValidity(date(2027, 3, 14), days_left=412)),
+        (("000000",), FnValidity(None, days_left=None)),
     ],
 )
-def test_fn_expiry_variants(values: tuple[str, ...], expected: rec.FnExpiry) -> None:
+def test_fn_expiry_variants(values: tuple[str, ...], expected: FnValidity) -> None:
     assert rec.parse_fn_expiry(reply(0x02, "14", *values)) == expected
 
 
@@ -134,12 +135,26 @@ def test_error_reason_and_fn_lock() -> None:
 
 def test_fn_status_feeds_the_health_model() -> None:
     status = fn.parse_fn_status(reply(0x78, "2", "23", "4", str(1 + 4 + 8 + 128)))
-    assert (status.phase, status.shift_open, status.document_in_progress) == (7, False, True)
+    assert (status.phase, status.shift_open, status.document_data_received) == (7, False, True)
+    assert status.phase is not None and status.warnings is not None
     assert FnPhaseInfo.from_byte(status.phase).name is FnPhase.POST_FISCAL
-    warnings = FnWarnings.from_byte(status.warnings.raw)
+    warnings = FnWarnings.from_byte(status.warnings)
     assert warnings.urgent_replacement and warnings.memory_90 and warnings.ofd_timeout
     assert warnings.critical_error and not warnings.resource_exhausting
-    assert status.warnings.critical_error and fn.FN_DOCUMENTS[status.current_document]
+    assert status.current_document is not None and fn.FN_DOCUMENTS[status.current_document]
+
+
+def test_fn_status_is_the_drives_record_without_serial_or_last_document() -> None:
+    """0x78/2 fills what it tells; serial and last document come from 0x78/1 and /3."""
+    status = fn.parse_fn_status(reply(0x78, "2", "35", "0", "2"))
+    assert status == FnStatus(
+        serial=None,
+        phase=3,
+        warnings=2,
+        shift_open=True,
+        current_document=0,
+        document_data_received=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,8 +176,10 @@ def test_empty_ofd_queue_forms(values: tuple[str, ...]) -> None:
 def test_ofd_queue_with_placeholder_date_and_status_bits() -> None:
     queue = fn.parse_ofd_queue(reply(0x78, "7", str(1 + 4 + 64), "5", "77", "010100", ""))
     assert (queue.unsent_count, queue.first_unsent_number, queue.first_unsent_at) == (5, 77, None)
-    assert queue.transport_connected and queue.awaiting_receipt and queue.reading_started
-    assert OfdExchangeStatus.from_byte(queue.status).awaiting_receipt
+    assert queue.exchange is not None and queue.exchange == 1 + 4 + 64  # bit 6 kept
+    exchange = OfdExchangeStatus.from_byte(queue.exchange)
+    assert exchange.transport_connected and exchange.awaiting_receipt and queue.reading_message
+    assert fn.parse_ofd_queue(reply(0x78, "7", "1", "0")) == OfdStatus(1, False, 0, None, None)
 
 
 def test_nonempty_ofd_queue_needs_its_number() -> None:
@@ -181,8 +198,10 @@ def test_fn_versions_five_or_seven_values() -> None:
 def test_other_fn_reads() -> None:
     assert fn.parse_fn_serial(reply(0x78, "1", "9999078900012345")) == "9999078900012345"
     assert fn.parse_last_fd_number(reply(0x78, "3", " 4711")) == 4711
-    assert fn.parse_fn_shift(reply(0x78, "6", "12", "1", "34")) == fn.FnShift(12, True, 34)
-    assert fn.parse_fn_memory(reply(0x78, "18", "240000", "512")) == fn.FnMemory(240000, 512)
+    shift = ShiftParameters(open=True, number=12, receipt_number=34)
+    assert fn.parse_fn_shift(reply(0x78, "6", "12", "1", "34")) == shift
+    memory = FnResource(documents_left=240000, storage_30d_free_kb=512)
+    assert fn.parse_fn_memory(reply(0x78, "18", "240000", "512")) == memory
     assert fn.parse_ffd_support(reply(0x78, "22", "4", "4")) == fn.FfdSupport(4, 4)
     last = fn.parse_last_registration(reply(0x78, "19", "1", "3141592653", "010124", "100000"))
     assert last == fn.LastRegistration(1, 3141592653, datetime(2024, 1, 1, 10))

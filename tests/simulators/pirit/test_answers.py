@@ -17,6 +17,7 @@ from sim_wire import NOW, SocketWire, answer_of
 from sim_wire import request as shtrih_request
 
 from kktmon.protocol.errors import ConfigError, DeviceError, UnsupportedCommandError
+from kktmon.protocol.fn import FnResource, OfdStatus, ShiftParameters
 from kktmon.protocol.pirit import fn_records as fn
 from kktmon.protocol.pirit import records as rec
 from kktmon.protocol.shtrih import records as shtrih
@@ -66,21 +67,22 @@ def test_register_information_02h(pwire: SocketWire, state: DeviceState) -> None
 def test_fn_information_78h(pwire: SocketWire, state: DeviceState) -> None:
     assert fn.parse_fn_serial(ask(pwire, request(0x78, 1))) == state.fn.serial
     status = fn.parse_fn_status(ask(pwire, request(0x78, 2)))
-    assert (status.phase, status.shift_open, status.warnings.raw) == (3, True, 0)
+    assert (status.phase, status.shift_open, status.warnings) == (3, True, 0)
     assert fn.parse_last_fd_number(ask(pwire, request(0x78, 3))) == state.fn.last_document_number
     at = fn.parse_fn_registered_at(ask(pwire, request(0x78, 4)))
     assert at == state.registration.registered_at.replace(microsecond=0)
     assert fn.parse_registration_fd(ask(pwire, request(0x78, 5))) == state.registration.fd_number
     shift = fn.parse_fn_shift(ask(pwire, request(0x78, 6)))
-    assert shift == fn.FnShift(state.shift.number, True, state.shift.receipts)
-    assert fn.parse_ofd_queue(ask(pwire, request(0x78, 7))) == fn.OfdQueue(0, 0, None, None)
+    assert shift == ShiftParameters(True, state.shift.number, state.shift.receipts)
+    queue = fn.parse_ofd_queue(ask(pwire, request(0x78, 7)))
+    assert queue == OfdStatus(0, False, 0, None, None)
     versions = fn.parse_fn_versions(ask(pwire, request(0x78, 14)))
     assert (versions.fn_firmware, versions.fn_type, versions.fn_max_ffd) == ("fn v 2.13", 1, 4)
     first = state.fn.last_document_number - state.shift.receipts
     assert fn.parse_shift_open_fd(ask(pwire, request(0x78, 17))) == first
     assert state.archive_document(first).doc_type == 2  # type: ignore[union-attr]
     memory = fn.parse_fn_memory(ask(pwire, request(0x78, 18)))
-    assert memory == fn.FnMemory(state.fn.documents_left, state.fn.storage_30d_free_kb)
+    assert memory == FnResource(state.fn.documents_left, state.fn.storage_30d_free_kb)
     last = fn.parse_last_registration(ask(pwire, request(0x78, 19)))
     assert (last.fd_number, last.fiscal_sign) == (1, state.registration.fiscal_sign)
     assert fn.parse_ffd_support(ask(pwire, request(0x78, 22))) == fn.FfdSupport(4, 4)
@@ -161,7 +163,7 @@ def test_a_full_ofd_queue_and_a_model_code(pwire: SocketWire, state: DeviceState
     state.model_code = 5
     queue = fn.parse_ofd_queue(ask(pwire, request(0x78, 7)))
     expected_first = state.fn.last_document_number - 6
-    assert queue == fn.OfdQueue(0, 7, expected_first, datetime(2026, 1, 1, 9, 0, 5))
+    assert queue == OfdStatus(0, False, 7, expected_first, datetime(2026, 1, 1, 9, 0, 5))
     assert rec.parse_model(ask(pwire, request(0x02, 21))).name == "Viki Print 80+"
 
 
@@ -179,7 +181,7 @@ def _pirit_facts(state: DeviceState) -> dict[str, object]:
             return {
                 "fn_serial": fn.parse_fn_serial(ask(wire, request(0x78, 1))),
                 "phase": status.phase,
-                "warnings": status.warnings.raw,
+                "warnings": status.warnings,
                 "last_fd": fn.parse_last_fd_number(ask(wire, request(0x78, 3))),
                 "valid_until": rec.parse_fn_expiry(ask(wire, request(0x02, 14))).valid_until,
                 "shift": (shift.number, shift.open, shift.receipt_number),
@@ -190,7 +192,7 @@ def _pirit_facts(state: DeviceState) -> dict[str, object]:
             wire.close()
 
 
-def _minute(record: fn.OfdQueue | shtrih.OfdStatus) -> datetime | None:
+def _minute(record: OfdStatus) -> datetime | None:
     at = record.first_unsent_at
     return None if at is None else at.replace(second=0)  # FF39h has no seconds
 
