@@ -1,6 +1,7 @@
 """One snapshot -> candidate problems: the per-code checks behind :mod:`kktmon.agent.rules`.
 
-Severities and owners follow fiscal-health.md section 5 with the thresholds of
+Owners and default severities come from :data:`~kktmon.protocol.problems.PROBLEMS`; graded
+severities follow fiscal-health.md section 5 with the thresholds of
 :class:`~kktmon.agent.config.RulesConfig`. Everything here is pure: the clock arrives as
 ``now`` and what earlier polls taught (drive serial, registration, document rate, recent
 changes) arrives as a :class:`DeviceHistory`. Hysteresis and ``since`` are the engine's.
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -22,51 +22,23 @@ from kktmon.protocol.health import (
     FnPhase,
     HealthSnapshot,
     LinkState,
-    Owner,
     PaperState,
     Problem,
-    Severity,
     ShiftState,
     earliest_block,
 )
+from kktmon.protocol.problems import PROBLEMS, BlockReason, ProblemCode, Severity
 
 Facts = dict[str, str | int | float | bool | None]
 
-
-class ProblemCode(StrEnum):
-    """The stable problem identifiers of DESIGN.md section 3 that the agent raises."""
-
-    FN_EXPIRING = "FN_EXPIRING"
-    FN_URGENT_REPLACEMENT = "FN_URGENT_REPLACEMENT"
-    FN_RESOURCE_EXHAUSTING = "FN_RESOURCE_EXHAUSTING"
-    FN_MEMORY_FULL = "FN_MEMORY_FULL"
-    FN_CRITICAL_ERROR = "FN_CRITICAL_ERROR"
-    FN_NOT_FISCAL = "FN_NOT_FISCAL"
-    FN_ARCHIVE_CLOSED = "FN_ARCHIVE_CLOSED"
-    OFD_QUEUE_STALE = "OFD_QUEUE_STALE"
-    OFD_TIMEOUT = "OFD_TIMEOUT"
-    SHIFT_TOO_LONG = "SHIFT_TOO_LONG"
-    PAPER_OUT = "PAPER_OUT"
-    COVER_OPEN = "COVER_OPEN"
-    PRINTER_FAULT = "PRINTER_FAULT"
-    CLOCK_SKEW = "CLOCK_SKEW"
-    DEVICE_UNREACHABLE = "DEVICE_UNREACHABLE"
-    DEVICE_BUSY = "DEVICE_BUSY"
-    FN_REPLACED = "FN_REPLACED"
-    REGISTRATION_CHANGED = "REGISTRATION_CHANGED"
-
-
 C = ProblemCode
+#: The codes these checks raise: AGENT_LOST is raised centrally by ticketing, and
+#: OFD_VIA_HOST and FN_UNKNOWN_FLAG are part of the contract but not raised yet.
+RAISED = frozenset(ProblemCode) - {C.AGENT_LOST, C.OFD_VIA_HOST, C.FN_UNKNOWN_FLAG}
 #: Codes a failed poll can speak about; every other code needs fresh drive data.
 LINK_CODES = frozenset({C.DEVICE_UNREACHABLE, C.DEVICE_BUSY})
 #: Informational changes found by comparing with earlier polls.
 NOTICE_CODES = frozenset({C.FN_REPLACED, C.REGISTRATION_CHANGED})
-#: Who can fix it (fiscal-health.md section 5 owners: STORE, ASC = service, ACCOUNT).
-OWNERS: dict[ProblemCode, Owner] = {code: Owner.SERVICE for code in ProblemCode} | {
-    C.SHIFT_TOO_LONG: Owner.STORE,
-    C.PAPER_OUT: Owner.STORE,
-    C.COVER_OPEN: Owner.STORE,
-}
 RANK = {Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3, Severity.BLOCKED: 4}
 #: Document-rate samples reach back at most this far (domain: average over 7-30 days).
 _RATE_HORIZON = timedelta(days=30)
@@ -101,9 +73,9 @@ class DeviceHistory(BaseModel):
     #: The drive serial last seen in fiscal phase: a new drive stuck in "ready" is critical.
     last_fiscal_fn_serial: str | None = None
     doc_samples: list[DocSample] = Field(default_factory=list)
-    notices: dict[str, Notice] = Field(default_factory=dict)
+    notices: dict[ProblemCode, Notice] = Field(default_factory=dict)
     block_at: datetime | None = None
-    block_reason: str | None = None
+    block_reason: BlockReason | None = None
 
     def advanced(self, snap: HealthSnapshot, now: datetime, rules: RulesConfig) -> DeviceHistory:
         """The history after one more poll (unchanged for a stale one)."""
@@ -114,7 +86,7 @@ class DeviceHistory(BaseModel):
         new.notices = {k: n for k, n in self.notices.items() if now - n.at < hold}
         changes = self._changes(snap, now)
         new.notices |= changes
-        if C.FN_REPLACED.value in changes:
+        if C.FN_REPLACED in changes:
             new.doc_samples = []  # a new drive counts documents from its own start
         fn, device = snap.fn, snap.device
         seen = {"rnm": device.rnm, "inn": device.inn, "ffd_registered": device.ffd.registered}
@@ -126,14 +98,14 @@ class DeviceHistory(BaseModel):
         new.doc_samples = _add_sample(new.doc_samples, fn.last_document_number, now, rules)
         return new
 
-    def _changes(self, snap: HealthSnapshot, now: datetime) -> dict[str, Notice]:
+    def _changes(self, snap: HealthSnapshot, now: datetime) -> dict[ProblemCode, Notice]:
         """Notices for a drive or registration that differs from the last one seen."""
-        notices: dict[str, Notice] = {}
+        notices: dict[ProblemCode, Notice] = {}
         old_fn, new_fn = self.fn_serial, snap.fn.serial
         if old_fn and new_fn and old_fn != new_fn:
             text = f"Fiscal drive replaced: {old_fn} -> {new_fn}"
             facts: Facts = {"old_fn_serial": old_fn, "new_fn_serial": new_fn}
-            notices[C.FN_REPLACED.value] = Notice(at=now, message=text, facts=facts)
+            notices[C.FN_REPLACED] = Notice(at=now, message=text, facts=facts)
         device = snap.device
         pairs = {
             "rnm": (self.rnm, device.rnm),
@@ -146,7 +118,7 @@ class DeviceHistory(BaseModel):
             for key, (old, value) in changed.items():
                 facts[f"old_{key}"], facts[f"new_{key}"] = old, value
             text = ", ".join(f"{k.upper()} {old} -> {v}" for k, (old, v) in changed.items())
-            notices[C.REGISTRATION_CHANGED.value] = Notice(
+            notices[C.REGISTRATION_CHANGED] = Notice(
                 at=now, message=f"Registration changed: {text}", facts=facts
             )
         return notices
@@ -190,7 +162,13 @@ class _Poll:
         return left / rate if rate and left is not None else None
 
 
-def _problem(code: ProblemCode, severity: Severity, message: str, **facts: object) -> Problem:
+def _problem(code: ProblemCode, message: str, /, **facts: object) -> Problem:
+    """A problem of ``code`` at its default severity."""
+    return _graded(code, PROBLEMS[code].severity, message, **facts)
+
+
+def _graded(code: ProblemCode, severity: Severity, message: str, /, **facts: object) -> Problem:
+    """A problem of ``code`` at the severity its check graded; the owner is the table's."""
     clean: Facts = {}
     for key, value in facts.items():
         if isinstance(value, datetime | date):
@@ -201,8 +179,13 @@ def _problem(code: ProblemCode, severity: Severity, message: str, **facts: objec
             clean[key] = value
         else:
             clean[key] = str(value)
-    owner = OWNERS[code]
-    return Problem(code=code.value, severity=severity, owner=owner, message=message, facts=clean)
+    return Problem(
+        code=code.value,
+        severity=severity,
+        owner=PROBLEMS[code].owner,
+        message=message,
+        facts=clean,
+    )
 
 
 def _at_most(value: float | None, steps: list[tuple[float, Severity]]) -> Severity | None:
@@ -227,18 +210,18 @@ def _fn_phase(p: _Poll) -> Iterator[Problem]:
     if phase in (FnPhase.POST_FISCAL, FnPhase.ARCHIVE_READ):
         text = f"Fiscal drive {serial} is closed ({phase}): replace and re-register it"
         unsent = p.s.ofd.unsent_count  # the closed drive still has to deliver these
-        yield _problem(C.FN_ARCHIVE_CLOSED, Severity.BLOCKED, text, **facts, unsent_count=unsent)
+        yield _problem(C.FN_ARCHIVE_CLOSED, text, **facts, unsent_count=unsent)
     elif phase is FnPhase.SETUP:
         text = "Fiscal drive is in factory setup: the register cannot sell"
-        yield _problem(C.FN_NOT_FISCAL, Severity.WARNING, text, **facts)
+        yield _graded(C.FN_NOT_FISCAL, Severity.WARNING, text, **facts)
     elif phase is FnPhase.READY:
         old = p.h.last_fiscal_fn_serial
         if old and serial and old != serial:
             text = f"New fiscal drive {serial} (was {old}) is not registered: no sales"
-            yield _problem(C.FN_NOT_FISCAL, Severity.CRITICAL, text, **facts, old_fn_serial=old)
+            yield _graded(C.FN_NOT_FISCAL, Severity.CRITICAL, text, **facts, old_fn_serial=old)
         else:
             text = f"Fiscal drive {serial} is ready but not fiscalised yet"
-            yield _problem(C.FN_NOT_FISCAL, Severity.INFO, text, **facts)
+            yield _graded(C.FN_NOT_FISCAL, Severity.INFO, text, **facts)
 
 
 def _fn_expiry(p: _Poll) -> Iterator[Problem]:
@@ -264,7 +247,7 @@ def _fn_expiry(p: _Poll) -> Iterator[Problem]:
         return
     until = f" (valid until {fn.valid_until})" if fn.valid_until else ""
     text = "has expired" if days <= 0 else f"expires in {days} days"
-    yield _problem(
+    yield _graded(
         C.FN_EXPIRING,
         severity,
         f"Fiscal drive {text}{until}",
@@ -274,29 +257,22 @@ def _fn_expiry(p: _Poll) -> Iterator[Problem]:
     )
 
 
+#: Warning-flag bits and their codes; each is raised at its code's default severity.
 _FLAG_CHECKS = (
     (
         "urgent_replacement",
         C.FN_URGENT_REPLACEMENT,
-        Severity.CRITICAL,
         "Fiscal drive asks for urgent replacement (3 days or less left)",
     ),
     (
         "resource_exhausting",
         C.FN_RESOURCE_EXHAUSTING,
-        Severity.WARNING,
         "Fiscal drive resource is running out (30 days or less left)",
     ),
-    (
-        "ofd_timeout",
-        C.OFD_TIMEOUT,
-        Severity.WARNING,
-        "No OFD confirmation for 2 days or more (drive flag)",
-    ),
+    ("ofd_timeout", C.OFD_TIMEOUT, "No OFD confirmation for 2 days or more (drive flag)"),
     (
         "critical_error",
         C.FN_CRITICAL_ERROR,
-        Severity.CRITICAL,
         "Fiscal drive reports a critical error: it probably needs replacing",
     ),
 )
@@ -304,9 +280,9 @@ _FLAG_CHECKS = (
 
 def _fn_flags(p: _Poll) -> Iterator[Problem]:
     flags = p.s.fn.warnings
-    for attr, code, severity, text in _FLAG_CHECKS:
+    for attr, code, text in _FLAG_CHECKS:
         if getattr(flags, attr):
-            yield _problem(code, severity, text, flags_raw=flags.raw, fn_serial=p.s.fn.serial)
+            yield _problem(code, text, flags_raw=flags.raw, fn_serial=p.s.fn.serial)
 
 
 def _fn_memory(p: _Poll) -> Iterator[Problem]:
@@ -345,7 +321,7 @@ def _fn_memory(p: _Poll) -> Iterator[Problem]:
         "drive flag: 90% full" if fn.warnings.memory_90 else "",
     ]
     text = "Fiscal drive memory is filling up: " + ", ".join(x for x in parts if x)
-    yield _problem(
+    yield _graded(
         C.FN_MEMORY_FULL,
         severity,
         text,
@@ -380,7 +356,7 @@ def _ofd(p: _Poll) -> Iterator[Problem]:
     if block is not None:
         verb = "stopped" if severity is Severity.BLOCKED else "stop"
         text += f"; sales {verb} at {block:%Y-%m-%d %H:%M}"
-    yield _problem(
+    yield _graded(
         C.OFD_QUEUE_STALE,
         severity,
         text,
@@ -405,7 +381,7 @@ def _shift(p: _Poll) -> Iterator[Problem]:
         text = f"Shift {sh.number} open for {hours:.1f} h: close it before 24 h"
     else:
         return
-    yield _problem(
+    yield _graded(
         C.SHIFT_TOO_LONG,
         severity,
         text,
@@ -420,13 +396,13 @@ def _printer(p: _Poll) -> Iterator[Problem]:
     printer = p.s.printer
     raw = {f"raw_{key}": value for key, value in printer.raw.items()}
     if printer.paper is PaperState.OUT:
-        yield _problem(C.PAPER_OUT, Severity.WARNING, "Receipt paper is out", paper="out")
+        yield _graded(C.PAPER_OUT, Severity.WARNING, "Receipt paper is out", paper="out")
     elif printer.paper is PaperState.NEAR_END:
-        yield _problem(C.PAPER_OUT, Severity.INFO, "Receipt paper is running out", paper="near_end")
+        yield _graded(C.PAPER_OUT, Severity.INFO, "Receipt paper is running out", paper="near_end")
     if printer.cover_open:
-        yield _problem(C.COVER_OPEN, Severity.WARNING, "Printer cover is open", **raw)
+        yield _problem(C.COVER_OPEN, "Printer cover is open", **raw)
     if printer.fault:
-        yield _problem(C.PRINTER_FAULT, Severity.WARNING, "Printer reports a fault", **raw)
+        yield _problem(C.PRINTER_FAULT, "Printer reports a fault", **raw)
 
 
 def _clock(p: _Poll) -> Iterator[Problem]:
@@ -453,7 +429,7 @@ def _clock(p: _Poll) -> Iterator[Problem]:
         else f"Register clock is off by {clock.skew_s:+.0f} s"
     )
     text += " and earlier than the last fiscal document" if behind else ""
-    yield _problem(
+    yield _graded(
         C.CLOCK_SKEW,
         severity,
         text,
@@ -480,12 +456,12 @@ def _link(p: _Poll) -> Iterator[Problem]:
             # The server stopped the register's whole queue on an unknown fiscal outcome
             # (link, FN or paper lost mid-receipt): the cashier cannot sell right now.
             severity = Severity.CRITICAL if silent else Severity.WARNING
-        yield _problem(C.DEVICE_BUSY, severity, _busy_text(link.last_error), **facts)
+        yield _graded(C.DEVICE_BUSY, severity, _busy_text(link.last_error), **facts)
     elif link.state in (LinkState.UNREACHABLE, LinkState.GARBLED):
         error = f": {link.last_error}" if link.last_error else ""
         text = f"Register does not answer ({link.state.value}{error})"
         severity = Severity.CRITICAL if silent else Severity.WARNING
-        yield _problem(C.DEVICE_UNREACHABLE, severity, text, **facts)
+        yield _graded(C.DEVICE_UNREACHABLE, severity, text, **facts)
 
 
 #: ``link.last_error`` of a driver server whose queue for the register is blocked.
@@ -504,7 +480,7 @@ def _notices(p: _Poll) -> Iterator[Problem]:
     hold = timedelta(hours=p.r.notice_hold_h)
     for code, notice in sorted(p.h.notices.items()):
         if p.now - notice.at < hold:
-            yield _problem(C(code), Severity.INFO, notice.message, **notice.facts, at=notice.at)
+            yield _problem(code, notice.message, **notice.facts, at=notice.at)
 
 
 Check = Callable[[_Poll], Iterator[Problem]]
@@ -545,7 +521,7 @@ def block_deadline(
     *,
     now: datetime,
     history: DeviceHistory | None = None,
-) -> tuple[datetime, str] | None:
+) -> tuple[datetime, BlockReason] | None:
     """The earliest moment the register stops selling, and why.
 
     Beyond the snapshot's own deadlines (:func:`~kktmon.protocol.health.earliest_block`):
@@ -555,15 +531,15 @@ def block_deadline(
     candidates = [own] if (own := earliest_block(snapshot)) is not None else []
     taken, phase = snapshot.taken_at, snapshot.fn.phase.name if snapshot.fn.phase else None
     if phase in (FnPhase.POST_FISCAL, FnPhase.ARCHIVE_READ):
-        candidates.append((taken, "fn_archive_closed"))
+        candidates.append((taken, BlockReason.FN_ARCHIVE_CLOSED))
     elif phase in (FnPhase.SETUP, FnPhase.READY):
-        candidates.append((taken, "fn_not_fiscal"))
+        candidates.append((taken, BlockReason.FN_NOT_FISCAL))
     if snapshot.shift.state is ShiftState.EXPIRED:
-        candidates.append((taken, "shift_24_hours"))
+        candidates.append((taken, BlockReason.SHIFT_24_HOURS))
     if snapshot.fn.documents_left == 0:
-        candidates.append((taken, "fn_memory_full"))
+        candidates.append((taken, BlockReason.FN_MEMORY_FULL))
     elif (
         days := _Poll(snapshot, rules, now, history or DeviceHistory()).days_to_full()
     ) is not None:
-        candidates.append((now + timedelta(days=days), "fn_memory_full"))
+        candidates.append((now + timedelta(days=days), BlockReason.FN_MEMORY_FULL))
     return min(candidates) if candidates else None

@@ -28,21 +28,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from kktmon.agent.checks import (
     LINK_CODES,
     NOTICE_CODES,
-    OWNERS,
+    RAISED,
     RANK,
     DeviceHistory,
-    ProblemCode,
     block_deadline,
     evaluate,
     is_stale,
 )
 from kktmon.agent.config import RulesConfig
-from kktmon.protocol.health import HealthSnapshot, Problem, Severity
+from kktmon.protocol.health import HealthSnapshot, Problem
+from kktmon.protocol.problems import OWNERS, ProblemCode, Severity
 
 __all__ = [
     "LINK_CODES",
     "NOTICE_CODES",
     "OWNERS",
+    "RAISED",
     "DeviceHistory",
     "Evaluation",
     "ProblemCode",

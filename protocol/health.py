@@ -15,6 +15,34 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kktmon.protocol.problems import BlockReason, Owner, Severity
+
+__all__ = [
+    "OFD_BLOCK_AFTER",
+    "SCHEMA_VERSION",
+    "SHIFT_BLOCK_AFTER",
+    "ClockInfo",
+    "DeviceInfo",
+    "FfdVersions",
+    "FnHealth",
+    "FnPhase",
+    "FnPhaseInfo",
+    "FnWarnings",
+    "HealthSnapshot",
+    "LinkInfo",
+    "LinkState",
+    "OfdExchangeStatus",
+    "OfdQueue",
+    "Owner",
+    "PaperState",
+    "PrinterInfo",
+    "Problem",
+    "Severity",
+    "ShiftInfo",
+    "ShiftState",
+    "earliest_block",
+]
+
 SCHEMA_VERSION = 1
 
 #: After this long without an OFD confirmation the FN refuses to sign (54-ФЗ, FN error 15h).
@@ -55,19 +83,6 @@ class LinkState(StrEnum):
     BUSY = "busy"
     UNREACHABLE = "unreachable"
     GARBLED = "garbled"
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-    BLOCKED = "blocked"
-
-
-class Owner(StrEnum):
-    STORE = "store"
-    SERVICE = "service"
-    ACCOUNT = "account"
 
 
 class FfdVersions(_Model):
@@ -205,6 +220,9 @@ class LinkInfo(_Model):
 
 
 class Problem(_Model):
+    """One problem of a register; ``code`` is a :class:`~kktmon.protocol.problems.ProblemCode`
+    value, kept a string so a newer agent's code does not invalidate the payload."""
+
     code: str
     severity: Severity
     owner: Owner
@@ -230,6 +248,7 @@ class HealthSnapshot(_Model):
     stale: bool = False
     last_good_at: datetime | None = None
     block_at: datetime | None = None
+    #: A :class:`~kktmon.protocol.problems.BlockReason` value (a string, like ``Problem.code``).
     block_reason: str | None = None
     problems: list[Problem] = Field(default_factory=list)
 
@@ -249,19 +268,21 @@ class HealthSnapshot(_Model):
         return self.model_copy(update={"block_at": deadline[0], "block_reason": deadline[1]})
 
 
-def earliest_block(snapshot: HealthSnapshot) -> tuple[datetime, str] | None:
+def earliest_block(snapshot: HealthSnapshot) -> tuple[datetime, BlockReason] | None:
     """The earliest moment this register will stop selling, and why.
 
     Only deadlines the register itself reports are used; projections from document
     rates belong to the agent's rules, which see several polls.
     """
-    candidates: list[tuple[datetime, str]] = []
+    candidates: list[tuple[datetime, BlockReason]] = []
     if snapshot.fn.valid_until is not None:
         # Conservative: the drive may refuse from the first minute of its end date.
         expiry = datetime.combine(snapshot.fn.valid_until, time(), snapshot.taken_at.tzinfo)
-        candidates.append((expiry, "fn_expiry"))
+        candidates.append((expiry, BlockReason.FN_EXPIRY))
     if snapshot.ofd.unsent_count and snapshot.ofd.first_unsent_at is not None:
-        candidates.append((snapshot.ofd.first_unsent_at + OFD_BLOCK_AFTER, "ofd_30_days"))
+        ofd_block = snapshot.ofd.first_unsent_at + OFD_BLOCK_AFTER
+        candidates.append((ofd_block, BlockReason.OFD_30_DAYS))
     if snapshot.shift.state is not ShiftState.CLOSED and snapshot.shift.opened_at is not None:
-        candidates.append((snapshot.shift.opened_at + SHIFT_BLOCK_AFTER, "shift_24_hours"))
+        shift_block = snapshot.shift.opened_at + SHIFT_BLOCK_AFTER
+        candidates.append((shift_block, BlockReason.SHIFT_24_HOURS))
     return min(candidates) if candidates else None

@@ -17,6 +17,7 @@ import pytest
 from kktmon.agent.config import RulesConfig
 from kktmon.agent.rules import (
     OWNERS,
+    RAISED,
     DeviceHistory,
     Evaluation,
     ProblemCode,
@@ -26,6 +27,7 @@ from kktmon.agent.rules import (
     evaluate,
 )
 from kktmon.protocol.health import HealthSnapshot, Problem, Severity
+from kktmon.protocol.problems import PROBLEMS, is_fn_scoped
 
 MSK = timezone(timedelta(hours=3))
 NOW = datetime(2026, 5, 1, 10, 0, tzinfo=MSK)
@@ -199,7 +201,7 @@ def test_each_code_and_its_severity_boundaries(
     assert problem.owner is OWNERS[ProblemCode(code)]
     assert problem.since is None  # the engine sets it
     assert problem.message and "\n" not in problem.message
-    if code.startswith("FN_"):
+    if is_fn_scoped(code):
         assert problem.facts["fn_serial"] == "9961440300112233"  # FN tickets are per drive
 
 
@@ -234,7 +236,17 @@ def test_a_blocked_server_queue_is_not_mere_busyness(
 def test_every_code_is_covered_by_the_table() -> None:
     covered = {case[2] for case in CASES if case[3] is not None}
     notices = {"FN_REPLACED", "REGISTRATION_CHANGED"}  # need history: see the engine tests
-    assert covered | notices == {code.value for code in ProblemCode}
+    assert covered | notices == {code.value for code in RAISED}
+
+
+def test_a_codes_default_severity_is_the_lowest_its_check_gives() -> None:
+    order = list(Severity)  # least severe first
+    found: dict[str, list[Severity]] = {}
+    for _, _, code, severity in CASES:
+        if severity is not None:
+            found.setdefault(code, []).append(severity)
+    lowest = {code: min(levels, key=order.index) for code, levels in found.items()}
+    assert lowest == {code: PROBLEMS[ProblemCode(code)].severity for code in found}
 
 
 def test_owners_follow_the_domain_table() -> None:
