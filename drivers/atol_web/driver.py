@@ -156,7 +156,7 @@ class AtolWebDriver(HttpDriver):
             clock_reference=clock_reference,
         )
 
-    def _check_serial(self, device: rec.DeviceInfo) -> None:
+    def _check_serial(self, device: rec.RegisterIdentity) -> None:
         expected = self._expected_serial
         if expected is not None and device.serial.lstrip("0") != expected.lstrip("0"):
             raise WrongRegisterError(

@@ -1,7 +1,10 @@
 """ATOL driver-server answers -> the vendor-neutral :class:`HealthSnapshot` (pure).
 
-The server's JSON already names its facts, so this is mostly a table. Differences from
-the wire ATOL driver, all because the server does not tell:
+The server's JSON already names its facts, so this is mostly a table: the fiscal
+drive's facts become the vendor-neutral records of :mod:`kktmon.protocol.fn`, mapped by
+the shared :func:`~kktmon.drivers.mapping.fn_health` and
+:func:`~kktmon.drivers.mapping.ofd_queue` as for every vendor. Differences from the
+wire ATOL driver, all because the server does not tell:
 
 * no paper "near end" (``paperPresent`` only), no printer fault flag, no OFD exchange
   status byte, no FN document time or memory resource: those stay None;
@@ -17,20 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kktmon.drivers.mapping import (
-    SECONDS_PER_HOUR,
-    fn_health_from_values,
-    hours_since,
-    ofd_queue_from_values,
-)
+from kktmon.drivers.mapping import SECONDS_PER_HOUR, fn_health, hours_since, ofd_queue
+from kktmon.protocol import fn
 from kktmon.protocol.atol_web import records as rec
 from kktmon.protocol.health import (
     ClockInfo,
     DeviceInfo,
     FfdVersions,
-    FnHealth,
     HealthSnapshot,
-    OfdQueue,
     PaperState,
     PrinterInfo,
     ShiftInfo,
@@ -49,7 +46,7 @@ _SHIFT_STATES = {
 class WebReads:
     """One poll's facts; None where the server did not answer that read."""
 
-    device: rec.DeviceInfo
+    device: rec.RegisterIdentity
     status: rec.DeviceStatus
     shift: rec.ShiftStatus | None = None
     fn_info: rec.FnInfo | None = None
@@ -100,48 +97,56 @@ def build_snapshot(reads: WebReads, *, host_time: datetime, transport: str) -> H
     return HealthSnapshot(
         taken_at=host_time,
         device=device_info(reads, transport),
-        fn=_fn(reads, host_time),
-        ofd=_ofd(reads.ofd, host_time),
+        fn=fn_health(fn_status(reads), host_time, validity=fn_validity(reads.fn_info)),
+        ofd=ofd_queue(ofd_status(reads.ofd, host_time), host_time),
         shift=_shift(reads, host_time),
         printer=_printer(reads.status),
         clock=ClockInfo(device_time=device_time, skew_s=skew),
     )
 
 
-def _fn(reads: WebReads, host_time: datetime) -> FnHealth:
+def fn_status(reads: WebReads) -> fn.FnStatus:
+    """``fnInfo`` and ``fnStatus`` as the drive's status: phase from ``livePhase``, both
+    warning sets in one byte, the last FD number; no document time.
+
+    Without ``fnInfo`` only the last FD number is told (phase and warnings None).
+    """
     info, status = reads.fn_info, reads.fn_status
     last = status.fiscal_document_number if status else None
     if info is None:
-        return FnHealth(last_document_number=last)
-    warnings = info.warnings.byte | (status.warnings.byte if status else 0)
-    return fn_health_from_values(
+        return fn.FnStatus(serial=None, phase=None, warnings=None, last_document_number=last)
+    return fn.FnStatus(
         serial=info.serial,
         phase=info.phase,
-        warnings=warnings,
-        valid_until=info.validity_date.date() if info.validity_date else None,
-        registrations_left=info.registrations_remaining,
+        warnings=info.warnings.byte | (status.warnings.byte if status else 0),
         last_document_number=last,
-        last_document_at=None,
-        documents_left=None,
-        storage_30d_free_kb=None,
-        host_time=host_time,
     )
 
 
-def _ofd(exchange: rec.OfdExchange | None, host_time: datetime) -> OfdQueue:
+def fn_validity(info: rec.FnInfo | None) -> fn.FnValidity | None:
+    if info is None:
+        return None
+    return fn.FnValidity(
+        valid_until=info.validity_date.date() if info.validity_date else None,
+        registrations_left=info.registrations_remaining,
+        registrations_done=info.number_of_registrations,
+    )
+
+
+def ofd_status(exchange: rec.OfdExchange | None, host_time: datetime) -> fn.OfdStatus | None:
+    """The unsent queue; the server gives no exchange bits nor reading flag (None)."""
     if exchange is None:
-        return OfdQueue()
+        return None
     status = exchange.status
     count = status.not_sent_count
     # With nothing unsent the number and date are placeholders (5.6): ignore them.
-    queue = ofd_queue_from_values(
+    return fn.OfdStatus(
+        exchange=None,
+        reading_message=None,
         unsent_count=count,
         first_unsent_number=status.first_number if count else None,
         first_unsent_at=local(status.first_at, host_time) if count else None,
-        status_byte=0,
-        host_time=host_time,
     )
-    return queue.model_copy(update={"exchange": None})  # the server gives no status byte
 
 
 def _shift(reads: WebReads, host_time: datetime) -> ShiftInfo:

@@ -164,8 +164,9 @@ class DeviceStatus(_Answer):
     fn_present: bool | None = Field(default=None, validation_alias="fnPresent")
 
 
-class DeviceInfo(_Answer):
-    """``deviceInfo`` (5.2); the G3 operation adds ``appVersion`` and friends."""
+class RegisterIdentity(_Answer):
+    """``deviceInfo`` (5.2): the register's model, serial (ЗН ККТ), firmware and FFD
+    versions; the G3 operation adds ``appVersion`` and friends."""
 
     model: int | None = None
     model_name: str | None = Field(default=None, validation_alias="modelName")
@@ -302,12 +303,20 @@ class RegistrationInfo(_Answer):
     device: RegisteredDevice = Field(default_factory=RegisteredDevice)
 
 
-Fact = DeviceStatus | DeviceInfo | ShiftStatus | FnInfo | FnStatus | OfdExchange | RegistrationInfo
+Fact = (
+    DeviceStatus
+    | RegisterIdentity
+    | ShiftStatus
+    | FnInfo
+    | FnStatus
+    | OfdExchange
+    | RegistrationInfo
+)
 
 #: Task type -> (wrapping key of its result, or None when the result is unwrapped; model).
 _FACTS: dict[str, tuple[str | None, type[BaseModel]]] = {
     "getDeviceStatus": ("deviceStatus", DeviceStatus),
-    "getDeviceInfo": ("deviceInfo", DeviceInfo),
+    "getDeviceInfo": ("deviceInfo", RegisterIdentity),
     "getShiftStatus": ("shiftStatus", ShiftStatus),
     "getFnInfo": ("fnInfo", FnInfo),
     "getFnStatus": ("fnStatus", FnStatus),

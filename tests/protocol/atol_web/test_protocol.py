@@ -131,7 +131,7 @@ def _e2_facts() -> dict[str, object]:
 def test_e2_device_info_and_status() -> None:
     facts = _e2_facts()
     info = facts["getDeviceInfo"]
-    assert isinstance(info, rec.DeviceInfo)
+    assert isinstance(info, rec.RegisterIdentity)
     assert (info.model, info.model_name, info.serial) == (61, "АТОЛ 30Ф", "00106100123456")
     assert (info.firmware, info.ffd_version, info.fn_ffd_version) == ("5.8.15", "1.2", "1.2")
     status = facts["getDeviceStatus"]
