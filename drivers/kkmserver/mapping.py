@@ -1,12 +1,16 @@
 """kkmserver answers -> the vendor-neutral :class:`HealthSnapshot` (pure functions).
 
-Reference kkmserver.md section 4.1. kkmserver summarises the register in a few flags,
-so several facts a wire driver reads stay null here (never guessed):
+Reference kkmserver.md section 4.1. The fiscal drive's facts become the vendor-neutral
+records of :mod:`kktmon.protocol.fn`, mapped by the shared
+:func:`~kktmon.drivers.mapping.fn_health` and :func:`~kktmon.drivers.mapping.ofd_queue`
+as for every vendor. kkmserver summarises the register in a few flags, so several facts
+a wire driver reads stay null here (never guessed):
 
 * ФН (fiscal drive) phase: only ``FN_IsFiscal``; true is phase 03h (fiscal), false or
   absent is *unknown* (it may be setup, ready or post-fiscal), so ``fn.phase`` is None;
 * ФН warnings: only ``FN_MemOverflowl`` ("memory about to overflow"), which sets bit 2
-  (memory 90 %) of the raw byte; the other bits are unknown and read as 0;
+  (memory 90 %) of the raw byte; the other bits are unknown and read as 0 (without
+  the field the record's warnings are None, which the snapshot also reads as 0);
 * last document: ``CheckNumber`` is *not* the FD (fiscal document) number — the vendor
   sample pairs ``CheckNumber`` 8 with shift 24, which only a receipt-in-shift counter
   fits — so ``fn.last_document_number`` stays None, as does its time;
@@ -25,14 +29,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kktmon.drivers.mapping import aware, fn_health_from_values, ofd_queue_from_values
+from kktmon.drivers.mapping import aware, fn_health, ofd_queue
+from kktmon.protocol.fn import FnStatus, FnValidity, OfdStatus
 from kktmon.protocol.health import (
     ClockInfo,
     DeviceInfo,
     FfdVersions,
-    FnHealth,
     HealthSnapshot,
-    OfdQueue,
     PaperState,
     PrinterInfo,
     ShiftInfo,
@@ -90,8 +93,8 @@ def build_snapshot(
     return HealthSnapshot(
         taken_at=host_time,
         device=identity,
-        fn=_fn(info, host_time),
-        ofd=_ofd(info, host_time),
+        fn=fn_health(fn_status(info), host_time, validity=fn_validity(info)),
+        ofd=ofd_queue(ofd_status(info), host_time),
         shift=ShiftInfo(
             state=SESSION_STATES.get(info.session_state or 0), number=answer.session_number
         ),
@@ -100,31 +103,35 @@ def build_snapshot(
     )
 
 
-def _fn(info: KktInfo, host_time: datetime) -> FnHealth:
-    return fn_health_from_values(
+def fn_status(info: KktInfo) -> FnStatus:
+    """What kkmserver tells of the drive's status: serial, "fiscal" and bit 2 of the
+    warnings; the phase is None unless fiscal, no last document (``CheckNumber`` is not
+    the FD number)."""
+    warnings = None
+    if info.fn_mem_overflow is not None:
+        warnings = WARNING_MEMORY_90 if info.fn_mem_overflow else 0
+    return FnStatus(
         serial=info.fn_number,
         phase=PHASE_FISCAL if info.fn_is_fiscal else None,
-        warnings=WARNING_MEMORY_90 if info.fn_mem_overflow else 0,
-        valid_until=info.fn_date_end.date() if info.fn_date_end else None,
-        last_document_number=None,
-        last_document_at=None,
-        documents_left=None,
-        storage_30d_free_kb=None,
-        host_time=host_time,
+        warnings=warnings,
     )
 
 
-def _ofd(info: KktInfo, host_time: datetime) -> OfdQueue:
+def fn_validity(info: KktInfo) -> FnValidity:
+    return FnValidity(valid_until=info.fn_date_end.date() if info.fn_date_end else None)
+
+
+def ofd_status(info: KktInfo) -> OfdStatus | None:
+    """The unsent count and the first one's date; no number, exchange bits or reading flag."""
     if info.ofd_num_error_doc is None:
-        return OfdQueue()
-    queue = ofd_queue_from_values(
+        return None
+    return OfdStatus(
+        exchange=None,
+        reading_message=None,
         unsent_count=info.ofd_num_error_doc,
         first_unsent_number=None,
         first_unsent_at=info.ofd_date_error_doc,
-        status_byte=0,
-        host_time=host_time,
     )
-    return queue.model_copy(update={"exchange": None})  # no status byte from kkmserver
 
 
 def _printer(info: KktInfo) -> PrinterInfo:
