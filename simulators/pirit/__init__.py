@@ -1,4 +1,5 @@
-"""Pirit / Viki Print register emulator: ``emulator`` (the link) and ``answers``."""
+"""A simulated Pirit / Viki Print / Dreamkas-F register: ``emulator`` (routing and gates),
+``link`` (frames, ENQ and the faults) and ``answers`` (reply values from the state)."""
 
 from kktmon.simulators.pirit.emulator import PiritEmulator
 

@@ -1,9 +1,12 @@
 """What a simulated Pirit register answers to each read-only command (pirit.md section 4).
 
 Pure functions from a vendor-neutral :class:`~kktmon.simulators.scenario.DeviceState`
-to reply values; :mod:`kktmon.simulators.pirit.emulator` does the link, the password and the
-allowlist. :func:`answer` returns the values of a successful reply (the echoed sub
-first, as pirit.md 2.2 says) or raises :class:`RefusalError` with the reply's error code.
+to reply values: each builder gets the :class:`Context` and returns the values of a
+successful reply, or raises :class:`~kktmon.simulators.emulator.RefusalError` with the
+reply's error code (and the extended reason 06h/1 reports afterwards). Commands with
+sub-requests (02h, 78h, 79h ...) have a table of builders per sub, 11h one per setting;
+:mod:`kktmon.simulators.pirit.emulator` routes each request to its builder after the
+password and allowlist checks, and echoes the sub first (pirit.md 2.2).
 
 Where the state has no home for a fact the register reports, a fixed plausible value is
 sent: service values of 05h, drawer 81h (closed), paper width 02h/16 (80 mm), firmware
@@ -16,52 +19,29 @@ does for 78h.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from kktmon.protocol.pirit.commands import (
-    CLOCK,
-    COUNTERS,
-    DIAGNOSTICS,
-    DRAWER,
-    FN_INFO,
-    INFO,
-    MARKING,
-    PRINTER_STATUS,
-    READ_SETTING,
-    SERVICE_INFO,
-    STATUS,
-    FnInfo,
-    Info,
-)
-from kktmon.protocol.pirit.errors import BAD_FUNCTION, BAD_PARAMETER, WRONG_FN_STATE
+from kktmon.protocol.pirit.commands import FnInfo, Info
+from kktmon.protocol.pirit.errors import BAD_PARAMETER, WRONG_FN_STATE
 from kktmon.protocol.pirit.frame import TEXT_MAX, TEXT_MIN
+from kktmon.simulators import emulator
+from kktmon.simulators.emulator import RefusalError
+from kktmon.simulators.fn import FFD_CODES
 from kktmon.simulators.scenario import DeviceState
 
 DEFAULT_MODEL_CODE = 9  # Pirit 2SF (Dreamkas-F core): 78h/18 is documented for it
 BAD_REQUEST_NUMBER = 66  # 06h/1 extended reason
 BUSY_DOCUMENT = 0x82  # 00h field 3: a sale (type 2) closed in the FN, still printing (8)
 NO_DATE = "000000"
-FFD_CODES = {"1.0": 1, "1.05": 2, "1.1": 3, "1.2": 4}
 SERVICE_VALUES = {1: 24, 2: 31, 3: 1520, 4: 1876, 7: 3012, 8: 0, 9: 0, 10: 0, 11: 0, 12: 0, 13: 0}
 
 Value = int | str | bytes
 
 
-class RefusalError(Exception):
-    """Answer with error ``code``; ``reason`` is what 06h/1 reports afterwards."""
-
-    def __init__(self, code: int, reason: int = 0) -> None:
-        super().__init__(f"error {code:02X}h")
-        self.code = code
-        self.reason = reason
-
-
 @dataclass(frozen=True)
-class Context:
-    state: DeviceState
-    now: datetime  # the device's clock
+class Context(emulator.Context):
     error_reason: int  # extended reason of the last 01h/03h error (06h/1)
     busy: bool  # printing: 00h shows a document in progress
 
@@ -275,25 +255,15 @@ def _constant(value: Value) -> Answer:
     return lambda _: (value,)
 
 
+SERVICE_ANSWERS: dict[int, Answer] = {
+    sub: _constant(value) for sub, value in SERVICE_VALUES.items()
+}
+
+COUNTER_ANSWERS: dict[int, Answer] = {1: lambda c: (c.state.shift.number,)}
+
 DIAGNOSTIC_ANSWERS: dict[int, Answer] = {
     1: lambda c: (c.error_reason,),
     2: lambda c: ((c.state.fn.documents_left == 0) << 7,),  # bit 7: FN full
-}
-
-SUB_ANSWERS: dict[int, dict[int, Answer]] = {
-    COUNTERS: {1: lambda c: (c.state.shift.number,)},
-    INFO: INFO_ANSWERS,
-    SERVICE_INFO: {sub: _constant(value) for sub, value in SERVICE_VALUES.items()},
-    DIAGNOSTICS: DIAGNOSTIC_ANSWERS,
-    FN_INFO: FN_ANSWERS,
-    MARKING: MARKING_ANSWERS,
-}
-
-PLAIN_ANSWERS: dict[int, Answer] = {
-    STATUS: status,
-    PRINTER_STATUS: printer_status,
-    CLOCK: lambda c: moment(c.now),
-    DRAWER: lambda c: (0,),
 }
 
 #: 11h (setting number, index) -> value: OFD server, port and INN (pirit.md 4.5).
@@ -302,21 +272,3 @@ SETTINGS: dict[tuple[int, int], Callable[[DeviceState], Value]] = {
     (78, 0): lambda s: s.ofd.port,
     (71, 0): lambda s: text(s.registration.ofd_inn),
 }
-
-
-def answer(ctx: Context, command: int, numbers: Sequence[int]) -> tuple[Value, ...]:
-    """Values of the successful reply to an allowed request (decimal fields ``numbers``)."""
-    if command in PLAIN_ANSWERS:
-        return PLAIN_ANSWERS[command](ctx)
-    if command in SUB_ANSWERS:
-        sub = numbers[0]
-        handler = SUB_ANSWERS[command].get(sub)
-        if handler is None or ctx.state.lacks(command, sub):
-            raise RefusalError(BAD_PARAMETER, BAD_REQUEST_NUMBER)
-        return (sub, *handler(ctx))
-    if command == READ_SETTING:
-        setting = SETTINGS.get((numbers[0], numbers[1]))
-        if setting is None:
-            raise RefusalError(BAD_PARAMETER, BAD_REQUEST_NUMBER)
-        return (setting(ctx.state),)
-    raise RefusalError(BAD_FUNCTION)
