@@ -9,7 +9,7 @@ mapping.py``) keep only what is the vendor's own: status bytes, printer, shift.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus, ShiftParameters
 from kktmon.protocol.health import (
@@ -42,57 +42,6 @@ def memory_used_pct(last_document: int | None, documents_left: int | None) -> fl
     if last_document is None or documents_left is None or last_document + documents_left <= 0:
         return None
     return round(100 * last_document / (last_document + documents_left), 2)
-
-
-def ofd_queue_from_values(
-    *,
-    unsent_count: int,
-    first_unsent_number: int | None,
-    first_unsent_at: datetime | None,
-    status_byte: int,
-    host_time: datetime,
-) -> OfdQueue:
-    """The OFD queue from decoded values (see :func:`ofd_queue`)."""
-    status = OfdStatus(status_byte, None, unsent_count, first_unsent_number, first_unsent_at)
-    return ofd_queue(status, host_time)
-
-
-def fn_health_from_values(
-    *,
-    serial: str | None,
-    phase: int | None,
-    warnings: int,
-    valid_until: date | None,
-    last_document_number: int | None,
-    last_document_at: datetime | None,
-    documents_left: int | None,
-    storage_30d_free_kb: int | None,
-    host_time: datetime,
-    registrations_left: int | None = None,
-    register_days_left: int | None = None,
-    firmware: str | None = None,
-) -> FnHealth:
-    """The FN part of a snapshot from decoded values.
-
-    ``days_left`` counts from the host's date to ``valid_until``, as for every vendor;
-    the register's own count is used only when it gives no date. ``phase`` None: the
-    source cannot tell the phase (a driver server that only says "fiscal or not").
-    """
-    days_left = (valid_until - host_time.date()).days if valid_until else register_days_left
-    return FnHealth(
-        serial=serial or None,
-        phase=FnPhaseInfo.from_byte(phase) if phase is not None else None,
-        valid_until=valid_until,
-        days_left=days_left,
-        registrations_left=registrations_left,
-        warnings=FnWarnings.from_byte(warnings),
-        last_document_number=last_document_number,
-        last_document_at=aware(last_document_at, host_time),
-        memory_used_pct=memory_used_pct(last_document_number, documents_left),
-        documents_left=documents_left,
-        storage_30d_free_kb=storage_30d_free_kb,
-        firmware=firmware,
-    )
 
 
 def fn_health(
