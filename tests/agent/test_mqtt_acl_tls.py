@@ -1,16 +1,15 @@
 """The shipped broker configuration (``deploy/mosquitto/``) with a real Mosquitto: the ACL
 confines each store to its subtree, TLS verifies the broker, client certificates work.
 
-The broker runs ``kktmon.conf`` itself with only paths and ports rewritten, and
-``kktmon.acl`` unchanged. Certificates are made per test run (``cryptography`` when
-installed, else the ``openssl`` command).
+The broker runs ``kktmon.conf`` itself with only paths and ports rewritten, and its ACL
+files unchanged (``mqtt_broker.shipped_config``): stores on the TLS listener, ticketing on
+the loopback one. Certificates are made per test run (``cryptography`` when installed,
+else the ``openssl`` command). Client ids, listeners and size limits: ``tests/deploy/``.
 """
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import subprocess
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from mqtt_broker import Broker, shipped_config
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from pki import Pki, make_pki
@@ -29,11 +29,11 @@ from kktmon.protocol.contract import AgentState, AgentStatus, CommandRequest, Co
 from kktmon.protocol.topics import Topics
 
 if TYPE_CHECKING:  # conftest is not importable at run time under importlib mode
-    from conftest import Broker, Rig
+    from conftest import Rig
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy" / "mosquitto"
-PASSWORDS = {"store-1": "pw-store-1", "store-2": "pw-store-2", "kktmon-ticketing": "pw-central"}
+STORES = {"store-1": "pw-store-1", "store-2": "pw-store-2"}
+WORKERS = {"kktmon-ticketing": "pw-central"}
+PASSWORDS = {**STORES, **WORKERS}
 A, B = Topics("kktmon/v1", "store-1"), Topics("kktmon/v1", "store-2")
 CENTRAL = {"username": "kktmon-ticketing", "password": PASSWORDS["kktmon-ticketing"]}
 STORE_A = {"username": "store-1", "password": PASSWORDS["store-1"]}
@@ -44,12 +44,12 @@ STORE_A = {"username": "store-1", "password": PASSWORDS["store-1"]}
 
 @dataclass
 class Central:
-    """The deployed configuration running: ``broker.port`` is the plain loopback listener."""
+    """The deployed configuration running: ``broker.port`` is the ticketing (loopback)
+    listener, ``tls_port`` the stores' TLS listener."""
 
     rig: Rig
     tls_port: int
     pki: Pki
-    passwd: Path
 
     @property
     def broker(self) -> Broker:
@@ -65,23 +65,11 @@ class Central:
         return self.rig.config(**keys)
 
 
-def deploy_config(pki: Pki, passwd: Path, tls_port: int, **switches: str) -> str:
+def deploy_config(folder: Path, pki: Pki, tls_port: int, **switches: str) -> str:
     """``kktmon.conf`` with test paths and ports; ``switches`` override single settings."""
-    text = (DEPLOY / "kktmon.conf").read_text(encoding="utf-8")
-    replacements = {
-        "/etc/mosquitto/certs/": f"{pki.folder}/",
-        "/etc/mosquitto/kktmon.passwd": str(passwd),
-        "/etc/mosquitto/kktmon.acl": str(DEPLOY / "kktmon.acl"),
-        "/var/lib/mosquitto/": "{folder}/",
-        "listener 1883 127.0.0.1": "listener {port} 127.0.0.1",
-        "listener 8883": f"listener {tls_port} 127.0.0.1",
-        "log_dest syslog": "log_dest file {folder}/mosquitto.log",
-        **{f"{key} false": f"{key} {value}" for key, value in switches.items()},
-    }
-    for old, new in replacements.items():
-        assert old in text, f"kktmon.conf no longer contains {old!r}"
-        text = text.replace(old, new)
-    return f"user {getpass.getuser()}\n{text}"
+    return shipped_config(
+        folder, pki.folder, tls_port, stores=STORES, workers=WORKERS, switches=switches
+    )
 
 
 @pytest.fixture
@@ -91,23 +79,24 @@ def central(
     rig_for: Callable[[Broker], Rig],
     tcp_port: Callable[[], int],
 ) -> Central:
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        pytest.skip("mosquitto_passwd is not installed (package mosquitto)")
-    passwd = tmp_path / "kktmon.passwd"
-    for user, password in PASSWORDS.items():
-        create = ["-c"] if not passwd.exists() else []
-        subprocess.run([tool, *create, "-b", str(passwd), user, password], check=True)
     pki = make_pki(tmp_path / "certs")
     tls_port = tcp_port()
-    broker = mosquitto_factory(raw=deploy_config(pki, passwd, tls_port), name="central")
-    return Central(rig_for(broker), tls_port, pki, passwd)
+    text = deploy_config(tmp_path / "etc", pki, tls_port)
+    broker = mosquitto_factory(raw=text, name="central")
+    return Central(rig_for(broker), tls_port, pki)
 
 
 class Probe:
     """A bare MQTT 5 client that reports the broker's reason codes."""
 
-    def __init__(self, host: str, port: int, username: str, password: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._cond = threading.Condition()
         self.replies: dict[int, list[ReasonCode]] = {}
         self.received: list[str] = []
@@ -117,6 +106,8 @@ class Probe:
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self.client.username_pw_set(username, password)
+        if tls is not None:
+            self.client.tls_set_context(tls)
         self.client.on_publish = lambda _c, _u, mid, rc, _p: self._reply(mid, [rc])
         self.client.on_subscribe = lambda _c, _u, mid, rcs, _p: self._reply(mid, rcs)
         self.client.on_message = self._on_message
@@ -151,7 +142,9 @@ class Probe:
         return self._wait(self.client.publish(topic, payload, qos=1).mid)[0]
 
     def subscribe(self, topic: str) -> ReasonCode:
-        return self._wait(self.client.subscribe(topic, qos=1)[1])[0]
+        mid = self.client.subscribe(topic, qos=1)[1]
+        assert mid is not None, "probe: not connected"
+        return self._wait(mid)[0]
 
     def close(self) -> None:
         self.client.disconnect()
@@ -163,9 +156,13 @@ def probe(central: Central) -> Iterator[Callable[[str], Probe]]:
     probes: list[Probe] = []
 
     def factory(username: str) -> Probe:
-        probes.append(
-            Probe(central.broker.host, central.broker.port, username, PASSWORDS[username])
-        )
+        """Stores over TLS to their listener, ticketing to its loopback listener."""
+        host, password = central.broker.host, PASSWORDS[username]
+        if username in STORES:
+            tls = ssl.create_default_context(cafile=central.pki.path("ca.crt"))
+            probes.append(Probe(host, central.tls_port, username, password, tls))
+        else:
+            probes.append(Probe(host, central.broker.port, username, password))
         return probes[-1]
 
     yield factory
@@ -200,9 +197,9 @@ def test_a_store_cannot_publish_into_another_stores_subtree(
     # Nor may it read store-2's commands: Mosquitto grants the subscription, then filters.
     store_a.subscribe(B.commands())
     store_a.subscribe(A.commands())
-    central = probe("kktmon-ticketing")
-    assert not central.publish(B.command("poll")).is_failure
-    assert not central.publish(A.command("poll")).is_failure
+    ticketing = probe("kktmon-ticketing")
+    assert not ticketing.publish(B.command("poll")).is_failure
+    assert not ticketing.publish(A.command("poll")).is_failure
     assert store_a.wait_received(A.command("poll")) == [A.command("poll")]
 
 
@@ -216,7 +213,7 @@ def test_an_agent_works_within_the_acl_and_keeps_refused_rows(
     admin = central.rig.watch("kktmon/v1/#", **CENTRAL)
     outbox.put_event(B.event("shtrih-0002"), b'{"misrouted":true}')  # a bug: B's subtree
     outbox.put_event(A.event("shtrih-0001"), b'{"seq":1}')
-    agent = central.rig.agent(central.rig.config(**STORE_A), outbox=outbox, on_command=answer)
+    agent = central.rig.agent(central.tls_config(**STORE_A), outbox=outbox, on_command=answer)
     central.rig.until(lambda: agent.stats().published == 1, what="the allowed row")
     assert agent.stats().publish_errors == 1  # MQTT 5 PUBACK "Not authorized"
     assert [e.topic for e in outbox.pending()] == [B.event("shtrih-0002")]  # kept, not lost
@@ -231,7 +228,7 @@ def test_an_agent_works_within_the_acl_and_keeps_refused_rows(
 
 
 def test_wrong_credentials_never_connect(central: Central) -> None:
-    config = central.rig.config(username="store-1", password="not-the-password")
+    config = central.tls_config(username="store-1", password="not-the-password")
     agent = central.rig.agent(config)
     central.rig.until(lambda: agent.stats().connect_failures >= 2, what="refusals")
     assert not agent.connected
@@ -264,13 +261,14 @@ def test_tls_without_our_ca_refuses_the_broker(central: Central, ca: str | None)
 
 def test_client_certificate_is_the_identity_when_required(
     central: Central,
+    tmp_path: Path,
     mosquitto_factory: Callable[..., Broker],
     rig_for: Callable[[Broker], Rig],
     tcp_port: Callable[[], int],
 ) -> None:
     tls_port = tcp_port()
     switches = {"require_certificate": "true", "use_identity_as_username": "true"}
-    text = deploy_config(central.pki, central.passwd, tls_port, **switches)
+    text = deploy_config(tmp_path / "etc-cert", central.pki, tls_port, **switches)
     rig = rig_for(mosquitto_factory(raw=text, name="cert-only"))
     url = f"mqtts://127.0.0.1:{tls_port}"
     ca = central.pki.path("ca.crt")

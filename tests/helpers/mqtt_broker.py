@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
 
 from kktmon.demo.broker import free_port, mosquitto_binary
 
-__all__ = ["Broker", "free_port", "mosquitto_binary"]
+__all__ = [
+    "DEPLOY",
+    "STORES_PASSWD",
+    "TICKETING_PASSWD",
+    "Broker",
+    "free_port",
+    "mosquitto_binary",
+    "shipped_config",
+    "write_passwords",
+]
 
 START_TIMEOUT_S = 10.0
 
@@ -106,3 +119,65 @@ class Broker:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
         except OSError:
             return ""
+
+
+# -- the shipped central broker (deploy/mosquitto/) --------------------------------------
+
+#: The folder of the shipped ``kktmon.conf`` and its ACL files.
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+#: The password files ``kktmon.conf`` names: the stores' and the ticketing workers'.
+STORES_PASSWD = "kktmon-stores.passwd"
+TICKETING_PASSWD = "kktmon-ticketing.passwd"
+
+
+def write_passwords(path: Path, users: Mapping[str, str]) -> None:
+    """A Mosquitto password file with ``users`` (name to password), via ``mosquitto_passwd``."""
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        pytest.skip("mosquitto_passwd is not installed (package mosquitto)")
+    path.write_text("", encoding="utf-8")
+    for user, password in users.items():
+        subprocess.run([tool, "-b", str(path), user, password], check=True)
+
+
+def shipped_config(
+    etc: Path,
+    certs: Path,
+    tls_port: int,
+    *,
+    stores: Mapping[str, str],
+    workers: Mapping[str, str],
+    switches: Mapping[str, str] | None = None,
+) -> str:
+    """``deploy/mosquitto/kktmon.conf`` as shipped, with only paths and ports rewritten.
+
+    The stores' password file (``stores``) and the ticketing workers' (``workers``) are
+    written into ``etc``; the ACL files are used where they are, unchanged; ``certs`` holds
+    ``ca.crt``, ``server.crt`` and ``server.key``. The ticketing listener gets ``{port}``
+    (:attr:`Broker.port`), the stores' TLS listener ``tls_port``, both on loopback.
+    ``switches`` turn single ``<key> false`` settings to another value. The result is a
+    ``raw`` configuration for :class:`Broker`.
+    """
+    etc.mkdir(parents=True, exist_ok=True)
+    write_passwords(etc / STORES_PASSWD, stores)
+    write_passwords(etc / TICKETING_PASSWD, workers)
+    text = (DEPLOY / "kktmon.conf").read_text(encoding="utf-8")
+    replacements = {
+        "/etc/mosquitto/certs/": f"{certs}/",
+        f"/etc/mosquitto/{STORES_PASSWD}": str(etc / STORES_PASSWD),
+        f"/etc/mosquitto/{TICKETING_PASSWD}": str(etc / TICKETING_PASSWD),
+        "/etc/mosquitto/kktmon-stores.acl": str(DEPLOY / "kktmon-stores.acl"),
+        "/etc/mosquitto/kktmon-ticketing.acl": str(DEPLOY / "kktmon-ticketing.acl"),
+        "/var/lib/mosquitto/": "{folder}/",
+        "listener 1883 127.0.0.1": "listener {port} 127.0.0.1",
+        "listener 8883\n": f"listener {tls_port} 127.0.0.1\n",
+        "log_dest syslog": "log_dest file {folder}/mosquitto.log",
+        **{f"{key} false": f"{key} {value}" for key, value in (switches or {}).items()},
+    }
+    for old, new in replacements.items():
+        assert old in text, f"kktmon.conf no longer contains {old!r}"
+        text = text.replace(old, new)
+    settings = [line for line in text.splitlines() if not line.startswith("#")]
+    assert not any("/etc/mosquitto/" in line for line in settings), "an unprovided file"
+    # As root, mosquitto would switch to the 'mosquitto' user, who cannot write our folder.
+    return f"user {getpass.getuser()}\n{text}"

@@ -1,6 +1,6 @@
 """Throwaway certificates for TLS tests: a CA, a server cert for 127.0.0.1/localhost,
-a client cert (store-1) and an unrelated CA. Made with ``cryptography`` (dev extra), or
-the ``openssl`` command when that is missing.
+client certs (store-1 and any others asked for) and an unrelated CA. Made with
+``cryptography`` (dev extra), or the ``openssl`` command when that is missing.
 """
 
 from __future__ import annotations
@@ -24,19 +24,24 @@ class Pki:
         return self.folder / name
 
 
-def make_pki(folder: Path) -> Pki:
-    """ca, server (SAN 127.0.0.1 and localhost), client store-1, and an unrelated CA."""
+def make_pki(folder: Path, clients: tuple[str, ...] = ()) -> Pki:
+    """ca, server (SAN 127.0.0.1 and localhost), client store-1, and an unrelated CA.
+
+    ``clients`` adds more client certificates signed by ``ca``: ``<cn>.crt``/``<cn>.key``
+    with that common name (e.g. ``store-2``).
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    names = ("store-1", *(cn for cn in clients if cn != "store-1"))
     try:
-        _pki_with_cryptography(folder)
+        _pki_with_cryptography(folder, names)
     except ImportError:
         if shutil.which("openssl") is None:
             pytest.skip("neither the cryptography package nor the openssl command is available")
-        _pki_with_openssl(folder)
+        _pki_with_openssl(folder, names)
     return Pki(folder)
 
 
-def _pki_with_cryptography(folder: Path) -> None:
+def _pki_with_cryptography(folder: Path, clients: tuple[str, ...]) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -78,11 +83,12 @@ def _pki_with_cryptography(folder: Path) -> None:
 
     ca = issue("ca", "kktmon test CA", None, None)
     issue("server", "localhost", ca, ExtendedKeyUsageOID.SERVER_AUTH)
-    issue("store-1", "store-1", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    for cn in clients:
+        issue(cn, cn, ca, ExtendedKeyUsageOID.CLIENT_AUTH)
     issue("other-ca", "somebody else's CA", None, None)
 
 
-def _pki_with_openssl(folder: Path) -> None:
+def _pki_with_openssl(folder: Path, clients: tuple[str, ...]) -> None:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
 
@@ -92,7 +98,7 @@ def _pki_with_openssl(folder: Path) -> None:
             "req", "-x509", *new_key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-subj", "/CN=ca"
         )
     server = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-    leaves = {"server": server, "store-1": "extendedKeyUsage=clientAuth\n"}
+    leaves = {"server": server, **dict.fromkeys(clients, "extendedKeyUsage=clientAuth\n")}
     for name, extensions in leaves.items():
         (folder / f"{name}.ext").write_text(extensions)
         cn = "localhost" if name == "server" else name
