@@ -50,12 +50,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from kktmon.protocol import health as h
 from kktmon.protocol.contract import Event, EventKind
-from kktmon.protocol.health import HealthSnapshot, Owner, Problem, Severity
+from kktmon.protocol.health import HealthSnapshot, Problem
+from kktmon.protocol.problems import Owner, ProblemCode, Severity
 
 PREFIX = "kktmon/v1"
 PG_DSN = os.environ.get("KKTMON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET = 100_000 / 60 * 5  # states/s: 100,000 stores, one state a minute each, 5x headroom
-CODES = ("PAPER_OUT", "COVER_OPEN", "OFD_QUEUE_STALE")
+CODES = (ProblemCode.PAPER_OUT, ProblemCode.COVER_OPEN, ProblemCode.OFD_QUEUE_STALE)
 TICKS = os.sysconf("SC_CLK_TCK")
 #: The central broker's queue limits; as root, mosquitto would switch to the
 #: 'mosquitto' user, which cannot write its log into our folder.
@@ -77,7 +78,7 @@ Job = tuple[str, int, int, str, bool]  # kind, first, last, base time (ISO), fla
 def state_template(base: datetime) -> str:
     """A register's state as ``kktmon agent`` publishes it; ``@SERIAL@`` to fill in."""
     stale = Problem(
-        code="OFD_QUEUE_STALE",
+        code=ProblemCode.OFD_QUEUE_STALE,
         severity=Severity.WARNING,
         owner=Owner.SERVICE,
         message="3 documents not confirmed by the OFD for 1.1 days",
@@ -85,7 +86,11 @@ def state_template(base: datetime) -> str:
         facts={"unsent_count": 3, "first_unsent_number": 423},
     )
     shift = stale.model_copy(
-        update={"code": "SHIFT_TOO_LONG", "message": "shift open 20.5 h", "facts": {"hours": 20.5}}
+        update={
+            "code": ProblemCode.SHIFT_TOO_LONG.value,
+            "message": "shift open 20.5 h",
+            "facts": {"hours": 20.5},
+        }
     )
     snapshot = HealthSnapshot(
         taken_at=base,
@@ -166,7 +171,7 @@ def event_messages(
             owner=Owner.SERVICE,
             message=f"{code} on {kkt}",
             since=at,
-            facts={"unsent_count": 3} if code == "OFD_QUEUE_STALE" else {},
+            facts={"unsent_count": 3} if code is ProblemCode.OFD_QUEUE_STALE else {},
         )
         topic = f"{PREFIX}/{site}/kkt/{kkt}/event"
         later = at + timedelta(seconds=0.5 if flapping else 60)

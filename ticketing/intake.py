@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from kktmon.protocol.contract import AgentStatus, Event, EventKind
 from kktmon.protocol.health import HealthSnapshot, Problem
+from kktmon.protocol.problems import is_fn_scoped
 from kktmon.protocol.topics import ParsedTopic, Topics
 from kktmon.ticketing import lifecycle as lc
-from kktmon.ticketing.store import DeviceState
+from kktmon.ticketing.store import RegisterFacts
 from kktmon.ticketing.text import snapshot_facts
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class Translated:
     """What one message means: a fact for the store, a state to record, or nothing."""
 
     fact: Fact | None = None
-    state: DeviceState | None = None
+    state: RegisterFacts | None = None
 
 
 class Intake:
@@ -59,16 +60,15 @@ class Intake:
         if topic.kind == "state" and topic.kkt:
             snapshot = HealthSnapshot.model_validate_json(payload)
             facts = snapshot_facts(snapshot)
-            state = DeviceState(
+            state = RegisterFacts(
                 site=topic.site, kkt=topic.kkt, facts=facts, taken_at=snapshot.taken_at
             )
             return Translated(state=state)
         if topic.kind == "status":
             status = AgentStatus.model_validate_json(payload)
-            agent_state = lc.AgentState(status.state.value)
             return Translated(
                 fact=lc.AgentSeen(
-                    site=topic.site, state=agent_state, session=status.session, at=received_at
+                    site=topic.site, state=status.state, session=status.session, at=received_at
                 )
             )
         if topic.kind == "alert" and topic.kkt and topic.code:
@@ -80,7 +80,7 @@ class Intake:
     def _event(self, site: str, kkt: str, event: Event) -> Fact:
         problem = event.problem
         if event.kind is EventKind.CLEARED:
-            serial = problem.facts.get("fn_serial") if lc.fn_scoped(problem.code) else None
+            serial = problem.facts.get("fn_serial") if is_fn_scoped(problem.code) else None
             return lc.ProblemCleared(
                 site=site,
                 kkt=kkt,

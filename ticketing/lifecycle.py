@@ -24,17 +24,25 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from kktmon.protocol.health import Owner, Problem, Severity
+from kktmon.protocol.contract import AgentState
+from kktmon.protocol.health import SHIFT_BLOCK_AFTER, Problem
+from kktmon.protocol.problems import (
+    PROBLEMS,
+    BlockReason,
+    Owner,
+    ProblemCode,
+    Severity,
+    deadline_of,
+    is_fn_scoped,
+)
 from kktmon.ticketing import text
 from kktmon.ticketing.calls import CallAction
 from kktmon.ticketing.config import TicketingSection
 from kktmon.ticketing.hours import open_deadline
 from kktmon.ticketing.text import Scalar, TicketFacts
 
-AGENT_LOST = "AGENT_LOST"
 #: The ``kkt`` of site-wide tickets (AGENT_LOST); a register id always has a dash.
 AGENT_KKT = "agent"
-SHIFT_BLOCK_AFTER = timedelta(hours=24)
 
 
 class TicketState(StrEnum):
@@ -60,11 +68,6 @@ PRIORITY = {
 PRIORITY_RANK = {p: i for i, p in enumerate(Priority)}
 
 
-def fn_scoped(code: str) -> bool:
-    """FN codes are keyed by the drive too: a new drive's problem is a new ticket."""
-    return code.startswith("FN_")
-
-
 class _Fact(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,7 +90,7 @@ class ProblemRaised(_Fact):
     @property
     def fn_serial(self) -> str:
         serial = self.problem.facts.get("fn_serial")
-        return str(serial) if fn_scoped(self.problem.code) and serial else ""
+        return str(serial) if is_fn_scoped(self.problem.code) and serial else ""
 
 
 class ProblemCleared(_Fact):
@@ -102,12 +105,6 @@ class ProblemCleared(_Fact):
     fn_serial: str | None = None
     event_id: str | None = None
     at: AwareDatetime
-
-
-class AgentState(StrEnum):
-    ONLINE = "online"
-    OFFLINE = "offline"
-    LOST = "lost"
 
 
 class AgentSeen(_Fact):
@@ -224,7 +221,7 @@ def on_tick(current: Ticket, now: datetime, policy: TicketingSection) -> Change 
 
 def is_urgent(ticket: Ticket, now: datetime, policy: TicketingSection) -> bool:
     """Opens without waiting for the hold-down: sales stopped or about to stop."""
-    if ticket.severity is Severity.BLOCKED or ticket.problem == AGENT_LOST:
+    if ticket.severity is Severity.BLOCKED or ticket.problem == ProblemCode.AGENT_LOST:
         return True
     hold = timedelta(seconds=policy.open_after_s)
     return ticket.block_at is not None and ticket.block_at - now <= hold
@@ -266,37 +263,24 @@ def _facts(fact: ProblemRaised) -> TicketFacts:
     )
 
 
-#: Which of the register's ``block_reason`` values is each problem's own legal deadline.
-DEADLINE_REASONS = {
-    "FN_EXPIRING": "fn_expiry",
-    "FN_URGENT_REPLACEMENT": "fn_expiry",
-    "FN_RESOURCE_EXHAUSTING": "fn_expiry",
-    "FN_MEMORY_FULL": "fn_memory_full",
-    "FN_ARCHIVE_CLOSED": "fn_archive_closed",
-    "FN_NOT_FISCAL": "fn_not_fiscal",
-    "OFD_QUEUE_STALE": "ofd_30_days",
-    "OFD_TIMEOUT": "ofd_30_days",
-    "SHIFT_TOO_LONG": "shift_24_hours",
-}
-
-
 def problem_deadline(problem: Problem, snapshot: dict[str, Scalar]) -> datetime | None:
     """When this problem stops sales: the SLA deadline of its ticket.
 
     The problem's own facts first, then the register's ``block_at`` when the register
-    names the same cause. A problem with no legal clock (paper, cover, a silent link)
-    has none: it must not inherit, say, the shift's 24-hour limit.
+    names the problem's own cause (its deadline in :data:`~kktmon.protocol.problems.PROBLEMS`).
+    A problem with no legal clock (paper, cover, a silent link) has none: it must not
+    inherit, say, the shift's 24-hour limit.
     """
     own = text.parse_time(problem.facts.get("ofd_block_at"))
-    if own is None and problem.code == "SHIFT_TOO_LONG":
+    if own is None and problem.code == ProblemCode.SHIFT_TOO_LONG:
         opened = text.parse_time(problem.facts.get("opened_at"))
         own = opened + SHIFT_BLOCK_AFTER if opened is not None else None
     if own is not None:
         return own
-    reason = DEADLINE_REASONS.get(problem.code)
+    reason = deadline_of(problem.code)
     if reason is not None and snapshot.get("block_reason") == reason:
         return text.parse_time(snapshot.get("block_at"))
-    if reason == "fn_expiry":  # the register's earliest deadline is another one
+    if reason is BlockReason.FN_EXPIRY:  # the register's earliest deadline is another one
         return text.parse_time(problem.facts.get("valid_until"))
     return None
 
@@ -416,10 +400,11 @@ def agent_lost_due(agent: AgentRecord, policy: TicketingSection) -> datetime | N
 def agent_lost_fact(agent: AgentRecord, due: datetime) -> ProblemRaised:
     """The AGENT_LOST problem of a site whose grace passed at ``due``."""
     since = agent.last_status_at
+    code = ProblemCode.AGENT_LOST
     problem = Problem(
-        code=AGENT_LOST,
-        severity=Severity.WARNING,
-        owner=Owner.SERVICE,
+        code=code,
+        severity=PROBLEMS[code].severity,
+        owner=PROBLEMS[code].owner,
         message=(
             f"The monitoring agent of {agent.site} was lost at {since.isoformat()} "
             f"(session {agent.session}) and has not come back"
@@ -433,4 +418,4 @@ def agent_lost_fact(agent: AgentRecord, due: datetime) -> ProblemRaised:
 def agent_back_fact(fact: AgentSeen, *, not_before: datetime | None = None) -> ProblemCleared:
     """An agent that is online again, or stopped cleanly, is not lost."""
     at = max(fact.at, not_before) if not_before is not None else fact.at
-    return ProblemCleared(site=fact.site, kkt=AGENT_KKT, code=AGENT_LOST, at=at)
+    return ProblemCleared(site=fact.site, kkt=AGENT_KKT, code=ProblemCode.AGENT_LOST, at=at)

@@ -42,7 +42,7 @@ from kktmon.ticketing.dispatch import Backoff, Dispatcher
 from kktmon.ticketing.intake import Fact, Intake
 from kktmon.ticketing.okdesk import OkdeskSink
 from kktmon.ticketing.sinks import WebhookSink
-from kktmon.ticketing.store import DeviceState, TicketStore, open_store
+from kktmon.ticketing.store import RegisterFacts, TicketStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class TicketingService:
 
     def _apply_messages(self, batch: list[_Message]) -> None:
         facts: list[Fact] = []
-        states: dict[tuple[str, str], DeviceState] = {}
+        states: dict[tuple[str, str], RegisterFacts] = {}
         for message in batch:
             translated = self.intake.translate(message.topic, message.payload, message.received_at)
             if translated.fact is not None:

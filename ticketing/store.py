@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from kktmon.protocol.contract import AgentState
 from kktmon.protocol.errors import ConfigError, KktmonError, TicketStoreError
-from kktmon.protocol.health import Severity
+from kktmon.protocol.problems import ProblemCode, Severity, is_fn_scoped
 from kktmon.ticketing import lifecycle as lc
 from kktmon.ticketing import store_calls
 from kktmon.ticketing.calls import CallAction, HelpdeskCall
@@ -60,6 +61,7 @@ __all__ = [
     "Fact",
     "Outcome",
     "OutcomeStatus",
+    "RegisterFacts",
     "TicketRow",
     "TicketStore",
     "open_store",
@@ -94,8 +96,8 @@ class TicketRow(BaseModel):
         return cls.model_validate(values | {"fn_serial": ticket.fn_serial or None})
 
 
-class DeviceState(BaseModel):
-    """One register's newest state facts, as the subscriber batches them."""
+class RegisterFacts(BaseModel):
+    """One register's newest state facts (a row of ``devices``), as the subscriber batches them."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -141,7 +143,7 @@ class Outcome(BaseModel):
 
 def _fact_key(fact: Fact) -> tuple[str, str, str]:
     if isinstance(fact, lc.AgentSeen):
-        return (fact.site, lc.AGENT_KKT, lc.AGENT_LOST)
+        return (fact.site, lc.AGENT_KKT, ProblemCode.AGENT_LOST)
     code = fact.problem.code if isinstance(fact, lc.ProblemRaised) else fact.code
     return (fact.site, fact.kkt, code)
 
@@ -259,7 +261,7 @@ class TicketStore(abc.ABC):
 
     def _cleared(self, tx: Tx, fact: lc.ProblemCleared, now: datetime) -> Outcome:
         serial = fact.fn_serial
-        if serial is None and not lc.fn_scoped(fact.code):
+        if serial is None and not is_fn_scoped(fact.code):
             serial = ""
         if serial is not None:
             current = self._newest(tx, fact.site, fact.kkt, fact.code, serial)
@@ -360,8 +362,8 @@ class TicketStore(abc.ABC):
                 record.site,
             )
         applied: list[Applied] = []
-        if record.state is not lc.AgentState.LOST:
-            for ticket in self._live(tx, fact.site, lc.AGENT_KKT, lc.AGENT_LOST):
+        if record.state is not AgentState.LOST:
+            for ticket in self._live(tx, fact.site, lc.AGENT_KKT, ProblemCode.AGENT_LOST):
                 # The agent record already ruled this status the newest; the ticket's own
                 # time is the moment its grace ran out, which a late status may precede.
                 back = lc.agent_back_fact(fact, not_before=ticket.last_event_at)
@@ -378,7 +380,7 @@ class TicketStore(abc.ABC):
         return lc.AgentRecord(
             site=row[0],
             session=int(row[1]),
-            state=lc.AgentState(row[2]),
+            state=AgentState(row[2]),
             last_status_at=tx.d.read_ts(row[3]),
         )
 
@@ -406,7 +408,7 @@ class TicketStore(abc.ABC):
             " OR (state = 'clearing' AND clearing_since <= ?) ORDER BY id",
             *notified,
             now - hold,
-            lc.AGENT_LOST,
+            ProblemCode.AGENT_LOST,
             now + hold,
             now - timedelta(seconds=p.resolve_after_s),
         )
@@ -427,7 +429,7 @@ class TicketStore(abc.ABC):
             " ORDER BY site",
             now - timedelta(seconds=self.policy.agent_lost_after_s),
             lc.AGENT_KKT,
-            lc.AGENT_LOST,
+            ProblemCode.AGENT_LOST,
         )
         return [str(row[0]) for row in rows]
 
@@ -436,7 +438,7 @@ class TicketStore(abc.ABC):
         due = lc.agent_lost_due(agent, self.policy) if agent is not None else None
         if agent is None or due is None or due > now:
             return []
-        current = self._newest(tx, site, lc.AGENT_KKT, lc.AGENT_LOST, "")
+        current = self._newest(tx, site, lc.AGENT_KKT, ProblemCode.AGENT_LOST, "")
         if current is not None and current.state in (lc.TicketState.PENDING, lc.TicketState.OPEN):
             return []
         change = lc.on_raised(current, lc.agent_lost_fact(agent, due), now, self.policy)
@@ -459,7 +461,7 @@ class TicketStore(abc.ABC):
 
     # --- queries -----------------------------------------------------------------
 
-    def record_states(self, states: Sequence[DeviceState]) -> None:
+    def record_states(self, states: Sequence[RegisterFacts]) -> None:
         """Upsert the newest facts of many registers in one transaction; older ones lose."""
         if not states:
             return

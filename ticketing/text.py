@@ -16,43 +16,35 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from kktmon.protocol.health import HealthSnapshot
+from kktmon.protocol.problems import NEW_FN_CODES, ProblemCode, problem_code
 
 Scalar = str | int | float | bool | None
 
+C = ProblemCode
 #: Stable titles per code: the message (with its changing numbers) goes to the description.
-LABELS = {
-    "FN_EXPIRING": "Fiscal drive expiring",
-    "FN_URGENT_REPLACEMENT": "Fiscal drive needs urgent replacement",
-    "FN_RESOURCE_EXHAUSTING": "Fiscal drive resource running out",
-    "FN_MEMORY_FULL": "Fiscal drive memory filling up",
-    "FN_CRITICAL_ERROR": "Fiscal drive critical error",
-    "FN_NOT_FISCAL": "Fiscal drive not in fiscal mode",
-    "FN_ARCHIVE_CLOSED": "Fiscal drive closed",
-    "OFD_QUEUE_STALE": "Documents not reaching the OFD",
-    "OFD_TIMEOUT": "OFD confirmations overdue",
-    "SHIFT_TOO_LONG": "Shift open too long",
-    "PAPER_OUT": "Receipt paper out",
-    "COVER_OPEN": "Printer cover open",
-    "PRINTER_FAULT": "Printer fault",
-    "CLOCK_SKEW": "Register clock wrong",
-    "DEVICE_UNREACHABLE": "Register not answering",
-    "DEVICE_BUSY": "Register busy or its driver server blocked",
-    "FN_REPLACED": "Fiscal drive replaced",
-    "REGISTRATION_CHANGED": "Registration changed",
-    "AGENT_LOST": "Monitoring agent lost",
+LABELS: dict[ProblemCode, str] = {
+    C.FN_EXPIRING: "Fiscal drive expiring",
+    C.FN_URGENT_REPLACEMENT: "Fiscal drive needs urgent replacement",
+    C.FN_RESOURCE_EXHAUSTING: "Fiscal drive resource running out",
+    C.FN_MEMORY_FULL: "Fiscal drive memory filling up",
+    C.FN_CRITICAL_ERROR: "Fiscal drive critical error",
+    C.FN_NOT_FISCAL: "Fiscal drive not in fiscal mode",
+    C.FN_ARCHIVE_CLOSED: "Fiscal drive closed",
+    C.OFD_QUEUE_STALE: "Documents not reaching the OFD",
+    C.OFD_TIMEOUT: "OFD confirmations overdue",
+    C.SHIFT_TOO_LONG: "Shift open too long",
+    C.PAPER_OUT: "Receipt paper out",
+    C.COVER_OPEN: "Printer cover open",
+    C.PRINTER_FAULT: "Printer fault",
+    C.CLOCK_SKEW: "Register clock wrong",
+    C.DEVICE_UNREACHABLE: "Register not answering",
+    C.DEVICE_BUSY: "Register busy or its driver server blocked",
+    C.FN_REPLACED: "Fiscal drive replaced",
+    C.REGISTRATION_CHANGED: "Registration changed",
+    C.OFD_VIA_HOST: "Register sends to the OFD through the PC",
+    C.FN_UNKNOWN_FLAG: "Fiscal drive reports an unknown warning",
+    C.AGENT_LOST: "Monitoring agent lost",
 }
-
-#: Codes where the engineer brings a new drive.
-REPLACEMENT_CODES = frozenset(
-    {
-        "FN_EXPIRING",
-        "FN_URGENT_REPLACEMENT",
-        "FN_RESOURCE_EXHAUSTING",
-        "FN_MEMORY_FULL",
-        "FN_CRITICAL_ERROR",
-        "FN_ARCHIVE_CLOSED",
-    }
-)
 #: Serial prefixes that name the drive type (fiscal-health.md 1.4, KassArray's table).
 _FN_PREFIXES = {
     "99604403": "ФН-1.1М, 15 months",
@@ -125,12 +117,17 @@ def parse_time(value: Scalar) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def label(code: str) -> str:
+    """The code's stable title; a code this version does not know is its own label."""
+    known = problem_code(code)
+    return LABELS[known] if known is not None else code
+
+
 def title(site: str, kkt: str, code: str, facts: TicketFacts) -> str:
     """``[site] Label: model serial``; stable while the problem lasts."""
-    label = LABELS.get(code, code)
     model = facts.snapshot.get("model")
     where = f"{model} {kkt}" if model else kkt
-    return f"[{site}] {label}: {where}"[:TITLE_MAX]
+    return f"[{site}] {label(code)}: {where}"[:TITLE_MAX]
 
 
 def description(
@@ -147,12 +144,12 @@ def description(
     """The ticket body: the message first, then one labelled line per known fact."""
     snap, prob = facts.snapshot, facts.problem
     owner = f", fix by {facts.owner}" if facts.owner else ""
-    lines = [facts.message or LABELS.get(code, code), "", f"Problem: {code} ({severity}{owner})"]
+    lines = [facts.message or label(code), "", f"Problem: {code} ({severity}{owner})"]
     reason = f" ({snap['block_reason']})" if snap.get("block_reason") else ""
     if block_at is not None:
         lines.append(f"Sales stop (block_at, SLA deadline): {_when(block_at)}{reason}")
     lines.append(f"Site: {site}")
-    if snap or code != "AGENT_LOST":  # a site-wide problem has no register to describe
+    if snap or code != C.AGENT_LOST:  # a site-wide problem has no register to describe
         lines.append(_register_line(kkt, snap))
     if (fn := _fn_line(snap, prob)) is not None:
         lines.append(fn)
@@ -160,7 +157,7 @@ def description(
         lines.append(ofd)
     seen = parse_time(snap.get("taken_at")) or last_seen_at
     lines.append(f"First seen: {_when(first_seen_at)}; last seen: {_when(seen)}")
-    if code in REPLACEMENT_CODES:
+    if code in NEW_FN_CODES:  # the engineer brings a new drive
         lines.append(f"Bring: {replacement_hint(snap, prob)}")
     extra = {k: v for k, v in prob.items() if k not in _SHOWN and v is not None}
     if extra:

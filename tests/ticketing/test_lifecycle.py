@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ticket_facts import T0, cleared, policy, raised
 
+from kktmon.protocol.contract import AgentState
 from kktmon.protocol.health import Severity
 from kktmon.ticketing import lifecycle as lc
 from kktmon.ticketing.calls import CallAction
@@ -89,23 +90,23 @@ def test_the_problem_deadline_beats_the_registers() -> None:
 
 def test_agent_statuses_order_by_session_then_time() -> None:
     def seen(state: str, session: int, at: datetime) -> lc.AgentSeen:
-        return lc.AgentSeen(site="s", state=lc.AgentState(state), session=session, at=at)
+        return lc.AgentSeen(site="s", state=AgentState(state), session=session, at=at)
 
     online = lc.on_agent_seen(None, seen("online", 5, T0))
     assert online is not None
     assert lc.on_agent_seen(online, seen("lost", 4, T0 + S)) is None  # an old will
     assert lc.on_agent_seen(online, seen("lost", 5, T0 - S)) is None  # reordered
     lost = lc.on_agent_seen(online, seen("lost", 5, T0 + S))
-    assert lost is not None and lost.state is lc.AgentState.LOST
+    assert lost is not None and lost.state is AgentState.LOST
     assert lc.on_agent_seen(lost, seen("online", 6, T0)) is not None  # a new process
 
 
 def test_agent_lost_due_counts_open_time_only() -> None:
     lunch = policy(closed_hours={"default": "13:00-14:00"})
-    record = lc.AgentRecord(site="s", session=1, state=lc.AgentState.LOST, last_status_at=T0)
+    record = lc.AgentRecord(site="s", session=1, state=AgentState.LOST, last_status_at=T0)
     assert lc.agent_lost_due(record, P) == T0 + 900 * S
     # Lost at 12:55 UTC: 5 minutes before lunch, 10 after it.
     before_lunch = record.model_copy(update={"last_status_at": T0 + 55 * 60 * S})
     assert lc.agent_lost_due(before_lunch, lunch) == datetime(2026, 5, 4, 14, 10, tzinfo=UTC)
-    online = record.model_copy(update={"state": lc.AgentState.ONLINE})
+    online = record.model_copy(update={"state": AgentState.ONLINE})
     assert lc.agent_lost_due(online, P) is None

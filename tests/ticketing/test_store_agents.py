@@ -6,11 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 from ticket_facts import T0, StoreFactory
 
+from kktmon.protocol.contract import AgentState
+from kktmon.protocol.problems import ProblemCode
 from kktmon.ticketing.calls import CallAction
-from kktmon.ticketing.lifecycle import AGENT_KKT, AGENT_LOST, AgentSeen, AgentState, TicketState
+from kktmon.ticketing.lifecycle import AGENT_KKT, AgentSeen, TicketState
 from kktmon.ticketing.store import OutcomeStatus, TicketStore
 
 S = timedelta(seconds=1)
+AGENT_LOST = ProblemCode.AGENT_LOST
 LOST_AFTER = 900 * S
 
 

@@ -16,6 +16,7 @@ from kktmon.protocol.health import (
     OfdQueue,
     Severity,
 )
+from kktmon.protocol.problems import ProblemCode
 from kktmon.ticketing import lifecycle as lc
 from kktmon.ticketing import text
 
@@ -91,3 +92,9 @@ def test_unknown_codes_and_missing_facts_still_read_well() -> None:
     assert change is not None
     assert change.ticket.title == "[store-001] SOMETHING_NEW: shtrih-0012345678"
     assert "Register: shtrih-0012345678" in change.ticket.description
+
+
+def test_every_code_has_a_title_of_its_own() -> None:
+    assert set(text.LABELS) == set(ProblemCode)
+    assert len(set(text.LABELS.values())) == len(text.LABELS)
+    assert text.label("COVER_OPEN") == "Printer cover open"
