@@ -36,6 +36,7 @@ from kktmon.demo.broker import EmbeddedBroker
 from kktmon.demo.helpdesk import SECRET, DemoHelpdesk
 from kktmon.demo.report import TicketWatch, summary, verify
 from kktmon.demo.script import AGENT, SCRIPT, TILLS, Expect
+from kktmon.protocol.contract import AgentState
 from kktmon.protocol.errors import KktmonError
 from kktmon.protocol.settings import redact_url, split_password
 from kktmon.simulators.atol_web.app import AtolWebApp
@@ -44,7 +45,6 @@ from kktmon.simulators.registry import make_emulator, make_server_app, server_ve
 from kktmon.simulators.scenario import DeviceState, default_state
 from kktmon.simulators.server import DeviceEmulator, TcpServer
 from kktmon.ticketing.config import load_config
-from kktmon.ticketing.lifecycle import AgentState
 from kktmon.ticketing.service import TicketingService
 
 SITE = "demo-store"
