@@ -13,6 +13,14 @@ Replacing an entry deletes it and inserts a new row with a new id rather than up
 in place: the MQTT layer may hold the old row in flight, and its late PUBACK must not
 delete a payload that was never sent. Limits by rows, bytes and age drop the oldest state
 rows only; when events alone exceed them, they are kept and ``stats().over_limit`` says so.
+
+The agent's own state lives here too, in tables of its own: the per-device event ``seq``
+counters and the rule engine's counters. :meth:`Outbox.commit_poll` writes one poll's
+messages together with them in a single transaction, so an event is never on disk
+without the ``seq`` it used and the rule state that produced it: a crash leaves the poll
+wholly done or wholly undone, and a restart cannot emit the same transition again with a
+new id and the same ``seq``. :meth:`Outbox.import_state` takes in the JSON files an older
+agent kept beside the spool.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +42,9 @@ from kktmon.protocol.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: the ``seq`` and ``rules_state`` tables. An older kktmon refuses a version 2 file
+# rather than restart every seq from the JSON files it no longer finds.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -63,6 +73,11 @@ END;
 CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
     UPDATE totals SET nrows = nrows - 1, nbytes = nbytes - length(OLD.payload) WHERE id = 1;
 END;
+-- The agent's state, committed with the entries of the poll that changed it.
+CREATE TABLE IF NOT EXISTS seq (kkt TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rules_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL
+);
 """
 
 
@@ -79,6 +94,30 @@ class OutboxLimits:
     max_rows: int = 100_000
     max_bytes: int = 256 * 1024 * 1024
     max_age_s: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class Message:
+    """Something to queue, for :meth:`Outbox.commit_poll`; built by the class methods."""
+
+    kind: EntryKind
+    topic: str
+    payload: bytes
+    taken_at: datetime | None = None
+
+    @classmethod
+    def event(cls, topic: str, payload: bytes) -> Message:
+        return cls(EntryKind.EVENT, topic, payload)
+
+    @classmethod
+    def state(cls, topic: str, payload: bytes, taken_at: datetime) -> Message:
+        if taken_at.tzinfo is None:
+            raise ValueError("taken_at must be timezone-aware")
+        return cls(EntryKind.STATE, topic, payload, taken_at)
+
+    @classmethod
+    def retained(cls, topic: str, payload: bytes) -> Message:
+        return cls(EntryKind.RETAINED, topic, payload)
 
 
 @dataclass(frozen=True)
@@ -176,25 +215,78 @@ class Outbox:
 
         A snapshot taken at the same moment as the accepted one replaces it (a re-put).
         """
-        if taken_at.tzinfo is None:
-            raise ValueError("taken_at must be timezone-aware")
-        stamp = taken_at.timestamp()
+        message = Message.state(topic, payload, taken_at)
         with self._transaction() as db:
-            row = db.execute("SELECT taken_at FROM high_water WHERE topic = ?", (topic,))
-            newest = row.fetchone()
-            if newest is not None and stamp < newest[0]:
-                return None
-            db.execute(
-                "INSERT INTO high_water VALUES (?, ?) ON CONFLICT (topic) DO UPDATE"
-                " SET taken_at = excluded.taken_at",
-                (topic, stamp),
-            )
-            return self._replace(db, EntryKind.STATE, topic, payload, stamp)
+            return self._put(db, message)
 
     def put_retained(self, topic: str, payload: bytes) -> int:
         """Queue a retained alert; the newest put per topic wins, ``b""`` clears it."""
         with self._transaction() as db:
             return self._replace(db, EntryKind.RETAINED, topic, payload, None)
+
+    def commit_poll(
+        self, messages: Iterable[Message], *, seq: Mapping[str, int], rules_state: str
+    ) -> list[int | None]:
+        """One poll's outcome in one transaction: its messages, in order, each as its
+        ``put_*`` would queue it, the devices' new ``seq`` values and the whole rule state.
+
+        All of it is durable when this returns, or none of it (the error is raised).
+        Returns the entry ids, None for a state refused as older than the accepted one.
+        """
+        with self._transaction() as db:
+            ids = [self._put(db, message) for message in messages]
+            db.executemany(
+                "INSERT INTO seq VALUES (?, ?) ON CONFLICT (kkt) DO UPDATE SET seq = excluded.seq",
+                seq.items(),
+            )
+            db.execute(
+                "INSERT INTO rules_state VALUES (1, ?) ON CONFLICT (id) DO UPDATE"
+                " SET state = excluded.state",
+                (rules_state,),
+            )
+            return ids
+
+    def load_seq(self) -> dict[str, int]:
+        """The last ``seq`` committed per device."""
+        with self._lock:
+            return {kkt: seq for kkt, seq in self._query("SELECT kkt, seq FROM seq")}
+
+    def load_rules_state(self) -> str | None:
+        """The rule state of the last committed poll; None before the first."""
+        with self._lock:
+            rows = self._query("SELECT state FROM rules_state")
+        return str(rows[0][0]) if rows else None
+
+    def import_state(self, seq: Mapping[str, int], rules_state: str | None) -> None:
+        """Take in what an older agent kept in files, without ever going back: a device's
+        ``seq`` becomes the higher of the two, and a rule state already here wins (files
+        are no longer written once imported, so the database's is the newer)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO seq VALUES (?, ?) ON CONFLICT (kkt) DO UPDATE"
+                " SET seq = max(seq, excluded.seq)",
+                seq.items(),
+            )
+            if rules_state is not None:
+                db.execute("INSERT OR IGNORE INTO rules_state VALUES (1, ?)", (rules_state,))
+
+    def _put(self, db: sqlite3.Connection, message: Message) -> int | None:
+        if message.kind is EntryKind.EVENT:
+            return self._insert(db, EntryKind.EVENT, message.topic, message.payload, None)
+        if message.kind is EntryKind.RETAINED:
+            return self._replace(db, EntryKind.RETAINED, message.topic, message.payload, None)
+        assert message.taken_at is not None  # Message.state requires it
+        stamp = message.taken_at.timestamp()
+        row = db.execute("SELECT taken_at FROM high_water WHERE topic = ?", (message.topic,))
+        newest = row.fetchone()
+        if newest is not None and stamp < newest[0]:
+            return None
+        db.execute(
+            "INSERT INTO high_water VALUES (?, ?) ON CONFLICT (topic) DO UPDATE"
+            " SET taken_at = excluded.taken_at",
+            (message.topic, stamp),
+        )
+        return self._replace(db, EntryKind.STATE, message.topic, message.payload, stamp)
 
     def _replace(
         self,

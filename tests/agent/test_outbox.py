@@ -11,10 +11,11 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kktmon.agent.outbox import EntryKind, Outbox, OutboxLimits
+from kktmon.agent.outbox import EntryKind, Message, Outbox, OutboxLimits
 from kktmon.protocol.errors import OutboxError
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -334,3 +335,142 @@ def test_sigkill_loses_nothing_that_was_put_and_corrupts_nothing(
         # The restarted agent carries on; ids keep growing past everything handed out.
         handed_out = [int(f[1]) for f in lines if f[1] != "None"]
         assert box.put_event("kkt/a/event", b"after restart") > max(handed_out)
+
+
+# -- the agent's state beside the entries (issue 12) ------------------------------------
+
+
+def test_commit_poll_queues_in_order_with_the_seq_and_the_rule_state(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(path) as box:
+        assert box.load_seq() == {} and box.load_rules_state() is None
+        ids = box.commit_poll(
+            [
+                Message.event("kkt/a/event", b"raised"),
+                Message.retained("kkt/a/alert/X", b"{}"),
+                Message.state("kkt/a/state", b"s1", T0),
+            ],
+            seq={"a": 7},
+            rules_state='{"r": 1}',
+        )
+        assert [e.id for e in box.pending()] == ids
+        box.commit_poll([Message.state("kkt/b/state", b"b", T0)], seq={}, rules_state='{"r": 2}')
+    with Outbox(path) as box:
+        assert [(e.kind, e.payload) for e in box.pending()] == [
+            (EntryKind.EVENT, b"raised"),
+            (EntryKind.RETAINED, b"{}"),
+            (EntryKind.STATE, b"s1"),
+            (EntryKind.STATE, b"b"),
+        ]
+        assert box.load_seq() == {"a": 7}  # an empty seq leaves the others alone
+        assert box.load_rules_state() == '{"r": 2}'
+
+
+def test_commit_poll_coalesces_and_refuses_old_states_like_the_puts(box: Outbox) -> None:
+    box.put_state("kkt/a/state", b"newer", T0 + timedelta(minutes=1))
+    box.put_retained("kkt/a/alert/X", b"{}")
+    ids = box.commit_poll(
+        [Message.retained("kkt/a/alert/X", b""), Message.state("kkt/a/state", b"older", T0)],
+        seq={},
+        rules_state="{}",
+    )
+    assert ids[1] is None
+    assert [e.payload for e in box.pending()] == [b"newer", b""]
+
+
+def test_commit_poll_is_all_or_nothing(box: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    box.commit_poll([], seq={"a": 1}, rules_state="before")
+    real_insert, calls = box._insert, []
+
+    def failing_insert(*args: Any) -> int:
+        calls.append(args)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_insert(*args)
+
+    monkeypatch.setattr(box, "_insert", failing_insert)
+    with pytest.raises(OutboxError, match="disk I/O error"):
+        box.commit_poll(
+            [Message.event("kkt/a/event", b"e"), Message.retained("kkt/a/alert/X", b"{}")],
+            seq={"a": 2},
+            rules_state="after",
+        )
+    assert box.pending() == []
+    assert (box.load_seq(), box.load_rules_state()) == ({"a": 1}, "before")
+
+
+def test_import_state_never_lowers_a_seq_nor_replaces_the_rule_state(box: Outbox) -> None:
+    box.import_state({"a": 5, "b": 3}, "from the files")
+    assert (box.load_seq(), box.load_rules_state()) == ({"a": 5, "b": 3}, "from the files")
+    box.commit_poll([], seq={"a": 9}, rules_state="newer")
+    box.import_state({"a": 5, "b": 4}, "from the files again")
+    assert (box.load_seq(), box.load_rules_state()) == ({"a": 9, "b": 4}, "newer")
+
+
+def test_a_version_1_spool_gains_the_state_tables_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(path) as box:
+        box.put_event("t/event", b"from version 1")
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE seq; DROP TABLE rules_state; PRAGMA user_version=1;")
+    db.close()
+    with Outbox(path) as box:
+        assert [e.payload for e in box.pending()] == [b"from version 1"]
+        box.commit_poll([], seq={"a": 1}, rules_state="{}")
+        assert box.load_seq() == {"a": 1}
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        db.close()
+
+
+POLLER = """
+import sys
+from datetime import UTC, datetime, timedelta
+from kktmon.agent.outbox import Message, Outbox
+
+box = Outbox(sys.argv[1])
+start = datetime(2026, 1, 1, tzinfo=UTC)
+i = 0
+while True:
+    i += 1
+    messages = [
+        Message.event("kkt/a/event", b"event-%d" % i),
+        Message.retained("kkt/a/alert/X", b"alert-%d" % i),
+        Message.state("kkt/a/state", b"state-%d" % i, start + timedelta(seconds=i)),
+    ]
+    box.commit_poll(messages, seq={"a": i}, rules_state="rules-%d" % i)
+    print("committed", i, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_after", [3, 40])
+def test_sigkill_leaves_a_poll_wholly_committed_or_not_at_all(
+    tmp_path: Path, kill_after: int
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    child = subprocess.Popen(
+        [sys.executable, "-c", POLLER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    committed = 0
+    try:
+        while committed < kill_after:
+            line = child.stdout.readline()
+            assert line, f"poller died early with {child.wait()}"
+            committed = int(line.split()[1])
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    with Outbox(path) as box:
+        entries = box.pending(10**6)
+        newest = int(entries[-1].payload.split(b"-")[1])
+        assert newest >= committed
+        assert [e.payload for e in entries][-2:] == [b"alert-%d" % newest, b"state-%d" % newest]
+        events = [e.payload for e in entries if e.kind is EntryKind.EVENT]
+        assert events == [b"event-%d" % i for i in range(1, newest + 1)]
+        assert box.load_seq() == {"a": newest}
+        assert box.load_rules_state() == f"rules-{newest}"
