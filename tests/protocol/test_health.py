@@ -33,6 +33,7 @@ from kktmon.protocol.health import (
     ShiftState,
     earliest_block,
 )
+from kktmon.protocol.problems import BlockReason
 
 MSK = timezone(timedelta(hours=3))
 TAKEN = datetime(2026, 1, 15, 16, 7, 41, tzinfo=MSK)
@@ -255,10 +256,13 @@ def test_earliest_of_the_three_wins(
         candidates["ofd_30_days"] = first_unsent_at + OFD_BLOCK_AFTER
     if opened_at:
         candidates["shift_24_hours"] = opened_at + SHIFT_BLOCK_AFTER
-    assert earliest_block(snapshot) == (candidates[expected], expected)
+    deadline = earliest_block(snapshot)
+    assert deadline == (candidates[expected], expected)
+    assert deadline[1] is BlockReason(expected)  # the table's member, not a re-spelled string
     assert min(candidates.values()) == candidates[expected]
     updated = snapshot.with_block_deadline()
     assert (updated.block_at, updated.block_reason) == (candidates[expected], expected)
+    assert json.loads(updated.to_json())["block_reason"] == expected
 
 
 def test_empty_ofd_queue_is_ignored() -> None:
