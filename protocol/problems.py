@@ -34,12 +34,16 @@ class Severity(StrEnum):
 
 
 class Owner(StrEnum):
+    """Who can fix a problem."""
+
     STORE = "store"
     SERVICE = "service"
     ACCOUNT = "account"
 
 
 class ProblemCode(StrEnum):
+    """The stable identifiers of DESIGN.md section 3; each value is its name."""
+
     FN_EXPIRING = "FN_EXPIRING"
     FN_URGENT_REPLACEMENT = "FN_URGENT_REPLACEMENT"
     FN_RESOURCE_EXHAUSTING = "FN_RESOURCE_EXHAUSTING"
