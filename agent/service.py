@@ -3,8 +3,12 @@
 One thread per register polls on its own schedule (interval with jitter), so a slow or
 silent register never delays the others; a poll never raises (the driver's contract),
 so no register can stop the process. Every poll goes: driver -> rule engine ->
-outbox (state, events, alert changes) -> MQTT publisher, which drains the outbox in
-order and deletes a row only on PUBACK (DESIGN.md section 5).
+outbox -> MQTT publisher, which drains the outbox in order and deletes a row only on
+PUBACK (DESIGN.md section 5). A poll's outcome (state, events, alert changes, the
+device's event ``seq`` and the rule engine's counters) is one outbox transaction: a
+kill at any moment leaves the poll wholly done or wholly undone, so no transition is
+emitted twice with the same ``seq`` and two ids. The ``seq.json`` and ``rules.json`` an
+older agent kept in ``state_dir`` are imported once on start and renamed ``.imported``.
 
 Signals: SIGTERM/SIGINT publish ``offline`` and exit 0; SIGHUP re-reads the config and
 keeps the running one when the new file is invalid. systemd: READY=1 after start-up,
@@ -13,7 +17,6 @@ WATCHDOG=1 from the poll loop, STATUS= lines (see :mod:`kktmon.agent.systemd`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -27,13 +30,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from pydantic import JsonValue
+from pydantic import JsonValue, TypeAdapter
 
 from kktmon.agent import systemd
 from kktmon.agent.config import AgentConfig, DeviceConfig, load_config
 from kktmon.agent.figures import AgentFigures
 from kktmon.agent.mqtt import MqttPublisher
-from kktmon.agent.outbox import Outbox
+from kktmon.agent.outbox import Message, Outbox
 from kktmon.agent.rules import RuleEngine, Transition, TransitionKind
 from kktmon.drivers.base import Driver, local_now
 from kktmon.drivers.registry import driver_class
@@ -43,6 +46,8 @@ from kktmon.protocol.health import DeviceInfo, HealthSnapshot
 from kktmon.protocol.topics import Topics
 
 log = logging.getLogger(__name__)
+
+_OLD_SEQ = TypeAdapter(dict[str, int])  # seq.json of agents before the seq table
 
 
 class DevicePoller(threading.Thread):
@@ -109,8 +114,9 @@ class AgentService:
         config.agent.state_dir.mkdir(parents=True, exist_ok=True)
         self.session = _next_session(config.agent.state_dir / "session")
         self.outbox = Outbox(config.outbox_path, config.outbox.limits())
-        self.engine = _load_engine(config)
-        self.seq: dict[str, int] = _load_json(config.agent.state_dir / "seq.json")
+        _import_old_state(config, self.outbox)
+        self.engine = _load_engine(config, self.outbox)
+        self.seq: dict[str, int] = self.outbox.load_seq()  # kkt id -> last committed
         self.latest: dict[str, HealthSnapshot] = {}  # kkt id -> newest snapshot
         self.kkt_by_label: dict[str, str] = {}
         self.figures = AgentFigures()
@@ -186,36 +192,44 @@ class AgentService:
             evaluation = self.engine.observe(device.label, snapshot, now)
             snapshot = evaluation.snapshot
             kkt = snapshot.kkt_id
+            messages: list[Message] = []
+            seq: dict[str, int] = {}
             if snapshot.device.serial:  # a register never seen answering has no topic yet
                 self.latest[kkt] = snapshot
                 self.kkt_by_label[device.label] = kkt
-                self._put_poll(kkt, snapshot, evaluation.transitions)
-            self._save_state()
+                messages, seq = self._poll_messages(kkt, snapshot, evaluation.transitions)
+            # The only write of a poll: nothing is on disk before it, nothing after it.
+            self.outbox.commit_poll(messages, seq=seq, rules_state=self.engine.to_json())
+            self.seq.update(seq)
         self.figures.record_poll(device.label, snapshot.link.duration_ms, snapshot.stale)
         self.publisher.wake()
         return snapshot
 
-    def _put_poll(self, kkt: str, snapshot: HealthSnapshot, transitions: list[Transition]) -> None:
-        # Events first: if we are killed between the two, a replayed event is harmless
-        # (consumers deduplicate), a lost one is not.
+    def _poll_messages(
+        self, kkt: str, snapshot: HealthSnapshot, transitions: list[Transition]
+    ) -> tuple[list[Message], dict[str, int]]:
+        """What one poll queues (each event, then its alert; the state last), and the
+        device's ``seq`` after those events (empty when there are none)."""
+        messages: list[Message] = []
+        seq = self.seq.get(kkt, 0)
         for transition in transitions:
-            self.seq[kkt] = self.seq.get(kkt, 0) + 1
+            seq += 1
             event = Event(
                 id=uuid.uuid4(),
-                seq=self.seq[kkt],
+                seq=seq,
                 kind=transition.kind.value,
                 problem=transition.problem,
                 at=transition.at,
                 replayed=False,
             )
-            self.outbox.put_event(self.topics.event(kkt), event.model_dump_json().encode())
+            messages.append(Message.event(self.topics.event(kkt), event.model_dump_json().encode()))
             alert = self.topics.alert(kkt, transition.problem.code)
             cleared = transition.kind is TransitionKind.CLEARED
             payload = b"" if cleared else transition.problem.model_dump_json().encode()
-            self.outbox.put_retained(alert, payload)
-        self.outbox.put_state(
-            self.topics.state(kkt), snapshot.to_json().encode(), snapshot.taken_at
-        )
+            messages.append(Message.retained(alert, payload))
+        state = snapshot.to_json().encode()
+        messages.append(Message.state(self.topics.state(kkt), state, snapshot.taken_at))
+        return messages, ({kkt: seq} if transitions else {})
 
     def _republish(self) -> None:
         """On every (re)connect: the newest state and every active alert, retained."""
@@ -291,11 +305,6 @@ class AgentService:
         self.publisher.wake()
         systemd.notify(f"STATUS={self.figures.status_line(stats)}")
 
-    def _save_state(self) -> None:
-        state_dir = self.config.agent.state_dir
-        _write_atomic(self.config.rules_state_path, self.engine.to_json())
-        _write_atomic(state_dir / "seq.json", json.dumps(self.seq))
-
     def _install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stop_event.set()
@@ -326,22 +335,55 @@ def _next_session(path: Path) -> int:
     return session
 
 
-def _load_engine(config: AgentConfig) -> RuleEngine:
-    try:
-        return RuleEngine.from_json(config.rules_state_path.read_bytes(), config.rules)
-    except FileNotFoundError:
+def _load_engine(config: AgentConfig, outbox: Outbox) -> RuleEngine:
+    state = outbox.load_rules_state()
+    if state is None:
         return RuleEngine(config.rules)
+    try:
+        return RuleEngine.from_json(state, config.rules)
     except ValueError as exc:
-        log.error("rule state %s unreadable, starting fresh: %s", config.rules_state_path, exc)
+        log.error("rule state in %s unreadable, starting fresh: %s", outbox.path, exc)
         return RuleEngine(config.rules)
 
 
-def _load_json(path: Path) -> dict[str, int]:
+def _import_old_state(config: AgentConfig, outbox: Outbox) -> None:
+    """Move an older agent's ``seq.json`` and ``rules.json`` into the outbox, once.
+
+    The files are renamed after the import (``.imported``, or ``.unreadable`` for one that
+    did not parse, which counts as absent, as it always did). A kill between the import
+    and the renames only imports again, and the import never lowers a ``seq`` nor
+    replaces a rule state the database already has.
+    """
+    seq_path, rules_path = config.agent.state_dir / "seq.json", config.rules_state_path
+    if not (seq_path.exists() or rules_path.exists()):
+        return
+    seq, rules_state = _read_old_seq(seq_path), _read_old_rules(rules_path, config)
+    outbox.import_state(seq or {}, rules_state)
+    for path, found in ((seq_path, seq is not None), (rules_path, rules_state is not None)):
+        if path.exists():
+            suffix = ".imported" if found else ".unreadable"
+            os.replace(path, path.with_name(path.name + suffix))
+            log.info("%s renamed %s%s", path, path.name, suffix)
+
+
+def _read_old_seq(path: Path) -> dict[str, int] | None:
     try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        return _OLD_SEQ.validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("%s unreadable, not imported: %s", path, exc)
+        return None
+
+
+def _read_old_rules(path: Path, config: AgentConfig) -> str | None:
+    try:
+        return RuleEngine.from_json(path.read_bytes(), config.rules).to_json()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("%s unreadable, not imported: %s", path, exc)
+        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,8 @@ def _config(tmp_path: Path, broker: Any, urls: list[str], **extra: str) -> Path:
         f'site = "{SITE}"\n[agent]\npoll_interval_s = {extra.get("interval", "0.2")}\n'
         f'poll_jitter = 0\nhealth_interval_s = 1\nstate_dir = "{tmp_path / "state"}"\n'
         f'[mqtt]\nurl = "mqtt://{broker.host}:{broker.port}"\nreconnect_min_s = 0.1\n'
-        f"reconnect_max_s = 0.5\n[rules]\nraise_after = 2\nclear_after = 2\n{rules}\n{devices}"
+        f"reconnect_max_s = 0.5\n[rules]\nraise_after = {extra.get('raise_after', '2')}\n"
+        f"clear_after = {extra.get('clear_after', '2')}\n{rules}\n{devices}"
     )
     path = tmp_path / "agent.toml"
     path.write_text(text, encoding="utf-8")
@@ -248,9 +252,74 @@ def test_sighup_with_a_broken_config_keeps_running(
     assert "reload refused" in agent.process.stderr.read()
 
 
-def _queued_clears(path: Path) -> int:
-    import sqlite3
+def test_agents_killed_mid_run_never_give_one_seq_two_ids(
+    tmp_path: Path,
+    mosquitto: Any,
+    watch: Callable[..., Any],
+    agents: Callable[[Path], AgentProcess],
+    register: TcpServer,
+) -> None:
+    """SIGKILL lands the moment a poll's event is on disk, over and over (issue 12)."""
+    config = _config(
+        tmp_path, mosquitto, [register.url], interval="0.05", raise_after="1", clear_after="1"
+    )
+    watcher = watch(mosquitto, f"{KKT}/event", persistent=True)
+    paper = register.device.state.printer
+    flipping = threading.Event()
 
+    def flip() -> None:  # the paper runs out and is refilled: a transition every few polls
+        while not flipping.wait(0.08):
+            paper.paper = "ok" if paper.paper == "out" else "out"
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    state_db = tmp_path / "state" / "outbox.sqlite3"
+    try:
+        first = agents(config)
+        watcher.wait_for(lambda _: len(_events(watcher)) >= 2, timeout=10, what="events")
+        first.stop(signal.SIGKILL)
+        mosquitto.stop()  # events stay in the outbox, so the test sees each one land
+        for _ in range(8):
+            agent = agents(config)
+            queued = _queued_events(state_db)
+            _wait(lambda q=queued: _queued_events(state_db) > q, 15, "a new event on disk", 0)
+            agent.stop(signal.SIGKILL)
+    finally:
+        flipping.set()
+        flipper.join()
+    mosquitto.start()
+    last = agents(config)
+    _wait(lambda: _queued_events(state_db) == 0, 20, "the backlog delivered")
+    assert last.stop() == 0
+    time.sleep(0.3)  # PUBACKed by the broker; let the watcher's copies arrive
+
+    events = _events(watcher)
+    unique: dict[object, Event] = {}
+    ids_by_seq: dict[int, set[object]] = {}
+    for event in events:
+        first = unique.setdefault(event.id, event)  # a replay differs only in ``replayed``
+        assert (first.seq, first.kind, first.problem) == (event.seq, event.kind, event.problem)
+        ids_by_seq.setdefault(event.seq, set()).add(event.id)
+    assert {seq: ids for seq, ids in ids_by_seq.items() if len(ids) > 1} == {}
+    seqs = [e.seq for e in unique.values()]
+    assert len(seqs) > 10
+    assert seqs == list(range(1, len(seqs) + 1)), "strictly increasing, no gap"
+
+
+def _queued_events(path: Path) -> int:
+    """Events in the outbox, read while the agent writes (0 before the file exists, -1
+    while it cannot be read)."""
+    if not path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(path, timeout=5)) as db:
+            query = "SELECT count(*) FROM entries WHERE kind = 'event'"
+            return int(db.execute(query).fetchone()[0])
+    except sqlite3.Error:
+        return -1
+
+
+def _queued_clears(path: Path) -> int:
     if not path.exists():
         return 0
     with sqlite3.connect(path) as db:
@@ -270,9 +339,9 @@ def _publish(broker: Any, topic: str, payload: dict[str, str]) -> None:
     publish.single(topic, json.dumps(payload), qos=1, hostname=broker.host, port=broker.port)
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out: {what}")
-        time.sleep(0.05)
+        time.sleep(every)
