@@ -10,6 +10,10 @@ driver's :class:`kktmon.protocol.pirit.PacketIds` and return the frame bytes::
     ... HostLink(frame) ... reply = link.answer
     queue = pirit_records.parse_ofd_queue(reply)
 
+:func:`request` builds one from the parts a driver's table of reads names: the
+command, its sub number and any further decimal fields (0x11's setting number and
+index).
+
 :func:`answer_fields` checks a reply (command echo, error code, sub echo) and returns
 the CP866 values after the echoed sub; a non-zero error code is raised as
 :class:`DeviceError`, or :class:`UnsupportedCommandError` for 02h/03h.
@@ -196,6 +200,19 @@ def encode_request(
     if packet_id == RECOVERY_PACKET_ID:
         raise FrameError("packet id 20h is the register's recovery id (quirk 4): never ours")
     return encode_request_frame(command, fields, packet_id=packet_id, password=password)
+
+
+def request(
+    command: int,
+    sub: int | None = None,
+    params: Sequence[Field] = (),
+    *,
+    packet_id: int,
+    password: str = DEFAULT_PASSWORD,
+) -> bytes:
+    """The frame of ``command`` [``sub``] ``params``, through the gate."""
+    fields = [*params] if sub is None else [sub, *params]
+    return encode_request(command, fields, packet_id=packet_id, password=password)
 
 
 # ------------------------------------------------------------------ request builders

@@ -1,10 +1,17 @@
-"""Shtrih-M command layer: the read-only allowlist, request builders and answer parsers.
+"""Shtrih-M command layer: command codes, the read-only allowlist, requests, the answer check.
 
 Every request is built by :func:`encode_request`, the single gate that refuses a
 command outside :data:`ALLOWLIST` before any byte of it exists (DESIGN.md section 1).
-Parsers turn an answer frame into typed records and raise :class:`DeviceError` for a
-non-zero error code. Offsets follow shtrih-m.md section 8 ("payload offset" 0 is the
-error code); answers may be longer than documented (quirk 11.6): extra bytes are ignored.
+:func:`request` builds one from its parts, the way a driver's table of reads names
+them: the command, its sub-command (F7h 01h), then the password unless the command
+takes none, then the parameters packed as :data:`PARAMS_LAYOUT` says::
+
+    request(READ_TABLE, params=(18, 1, 1), password=30)   # 1Fh: table 18 row 1 field 1
+
+:func:`answer_payload` checks an answer frame for the parsers of
+:mod:`kktmon.protocol.shtrih.records` and raises :class:`DeviceError` for a non-zero
+error code. Offsets follow shtrih-m.md section 8 ("payload offset" 0 is the error
+code); answers may be longer than documented (quirk 11.6): extra bytes are ignored.
 """
 
 from __future__ import annotations
@@ -24,26 +31,60 @@ from kktmon.protocol.shtrih.frame import Frame, command_bytes, encode_frame
 VENDOR = "shtrih"
 DEFAULT_PASSWORD = 30  # system administrator (table 2 row 30)
 
+# Command codes of the read-only set (shtrih-m.md section 8).
+DEVICE_TYPE = 0xFC
+MODEL_PARAMETERS = 0xF7  # with sub-command 01h only
+SHORT_STATUS = 0x10
+LONG_STATUS = 0x11
+READ_TABLE = 0x1F
+TABLE_STRUCTURE = 0x2D
+FIELD_STRUCTURE = 0x2E
+ERROR_TEXT = 0x6B
+FN_STATUS = 0xFF01
+FN_SERIAL = 0xFF02
+FN_VALIDITY = 0xFF03
+FN_FIRMWARE = 0xFF04
+FN_REGISTRATION = 0xFF09  # last registration
+FN_ARCHIVE_DOCUMENT = 0xFF0A
+OFD_STATUS = 0xFF39  # OFD exchange status
+FN_UNCONFIRMED = 0xFF3F  # documents without OFD receipt
+FN_SHIFT = 0xFF40  # shift parameters
+FN_RESOURCE = 0xFF63  # FN free resource
+
+MODEL_PARAMETERS_SUB = 0x01
+
 # Command codes the agent may send: code -> required leading data bytes (F7 only with 01).
 ALLOWLIST: dict[int, bytes] = {
-    0xFC: b"",  # device type
-    0xF7: b"\x01",  # model parameters
-    0x10: b"",  # short status
-    0x11: b"",  # full status
-    0x1F: b"",  # read table
-    0x2D: b"",  # table structure
-    0x2E: b"",  # field structure
-    0xFF01: b"",  # FN status
-    0xFF02: b"",  # FN serial
-    0xFF03: b"",  # FN validity
-    0xFF04: b"",  # FN firmware
-    0xFF09: b"",  # last registration
-    0xFF0A: b"",  # FN archive document
-    0xFF39: b"",  # OFD exchange status
-    0xFF3F: b"",  # documents without OFD receipt
-    0xFF40: b"",  # shift parameters
-    0xFF63: b"",  # FN free resource
-    0x6B: b"",  # error text
+    DEVICE_TYPE: b"",
+    MODEL_PARAMETERS: bytes([MODEL_PARAMETERS_SUB]),
+    SHORT_STATUS: b"",
+    LONG_STATUS: b"",
+    READ_TABLE: b"",
+    TABLE_STRUCTURE: b"",
+    FIELD_STRUCTURE: b"",
+    FN_STATUS: b"",
+    FN_SERIAL: b"",
+    FN_VALIDITY: b"",
+    FN_FIRMWARE: b"",
+    FN_REGISTRATION: b"",
+    FN_ARCHIVE_DOCUMENT: b"",
+    OFD_STATUS: b"",
+    FN_UNCONFIRMED: b"",
+    FN_SHIFT: b"",
+    FN_RESOURCE: b"",
+    ERROR_TEXT: b"",
+}
+
+#: Commands whose data carries no password (section 8: FCh, F7h, 6Bh).
+WITHOUT_PASSWORD: frozenset[int] = frozenset({DEVICE_TYPE, MODEL_PARAMETERS, ERROR_TEXT})
+#: How a command's parameters follow the password (:mod:`struct`, little-endian);
+#: a command not listed takes none.
+PARAMS_LAYOUT: dict[int, str] = {
+    READ_TABLE: "<BHB",  # table, row, field
+    TABLE_STRUCTURE: "<B",  # table
+    FIELD_STRUCTURE: "<BB",  # table, field
+    FN_ARCHIVE_DOCUMENT: "<I",  # document number
+    ERROR_TEXT: "<B",  # error code
 }
 
 # Documented in shtrih-m.md section 9 as changing fiscal, device or printer state.
@@ -81,50 +122,71 @@ def encode_request(code: int, data: bytes = b"") -> bytes:
     return encode_frame(command_bytes(code) + data)
 
 
-def _pwd(password: int) -> bytes:
-    return password.to_bytes(4, "little")
+def request(
+    code: int,
+    sub: int | None = None,
+    params: tuple[int, ...] = (),
+    password: int = DEFAULT_PASSWORD,
+) -> bytes:
+    """The frame of ``code`` [``sub``] [password] ``params``, through the gate."""
+    data = b"" if sub is None else _byte(code, sub)
+    if code not in WITHOUT_PASSWORD:
+        data += password.to_bytes(4, "little")
+    layout = PARAMS_LAYOUT.get(code, "<")
+    try:
+        data += struct.pack(layout, *params)
+    except struct.error:
+        shown = ", ".join(map(str, params))
+        raise CommandNotAllowedError(VENDOR, f"{command_name(code)} ({shown})") from None
+    return encode_request(code, data)
+
+
+def _byte(code: int, sub: int) -> bytes:
+    if not 0 <= sub <= 0xFF:  # never wrap a sub-command into an allowed one
+        raise CommandNotAllowedError(VENDOR, f"{command_name(code)} {sub:#x}")
+    return bytes([sub])
 
 
 # ------------------------------------------------------------------ request builders
 
 
 def request_device_type() -> bytes:
-    return encode_request(0xFC)
+    return request(DEVICE_TYPE)
 
 
 def request_model_parameters() -> bytes:
-    return encode_request(0xF7, b"\x01")
+    return request(MODEL_PARAMETERS, MODEL_PARAMETERS_SUB)
 
 
 def request_short_status(password: int = DEFAULT_PASSWORD) -> bytes:
-    return encode_request(0x10, _pwd(password))
+    return request(SHORT_STATUS, password=password)
 
 
 def request_long_status(password: int = DEFAULT_PASSWORD) -> bytes:
-    return encode_request(0x11, _pwd(password))
+    return request(LONG_STATUS, password=password)
 
 
 def request_table_field(
     table: int, row: int, field: int, password: int = DEFAULT_PASSWORD
 ) -> bytes:
-    return encode_request(0x1F, _pwd(password) + struct.pack("<BHB", table, row, field))
+    return request(READ_TABLE, params=(table, row, field), password=password)
 
 
 def request_table_structure(table: int, password: int = DEFAULT_PASSWORD) -> bytes:
-    return encode_request(0x2D, _pwd(password) + bytes([table]))
+    return request(TABLE_STRUCTURE, params=(table,), password=password)
 
 
 def request_field_structure(table: int, field: int, password: int = DEFAULT_PASSWORD) -> bytes:
-    return encode_request(0x2E, _pwd(password) + bytes([table, field]))
+    return request(FIELD_STRUCTURE, params=(table, field), password=password)
 
 
 def request_fn(code: int, password: int = DEFAULT_PASSWORD) -> bytes:
     """FN commands that take only the password: FF01/02/03/04/09/39/3F/40/63."""
-    return encode_request(code, _pwd(password))
+    return request(code, password=password)
 
 
 def request_archive_document(number: int, password: int = DEFAULT_PASSWORD) -> bytes:
-    return encode_request(0xFF0A, _pwd(password) + number.to_bytes(4, "little"))
+    return request(FN_ARCHIVE_DOCUMENT, params=(number,), password=password)
 
 
 # ------------------------------------------------------------------ answer checking
