@@ -19,27 +19,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kktmon.drivers.mapping import (
-    SECONDS_PER_HOUR,
+    SHIFT_LIMIT_HOURS,
     aware,
-    fn_health_from_values,
-    hours_since,
-    ofd_queue_from_values,
+    clock_info,
+    fn_health,
+    fn_shift,
+    ofd_queue,
+    shift_info,
 )
 from kktmon.protocol.atol import records as rec
 from kktmon.protocol.health import (
-    ClockInfo,
     DeviceInfo,
     FfdVersions,
-    FnHealth,
     HealthSnapshot,
-    OfdQueue,
     PaperState,
     PrinterInfo,
     ShiftInfo,
-    ShiftState,
 )
 
-SHIFT_LIMIT = timedelta(hours=24)
+SHIFT_LIMIT = timedelta(hours=SHIFT_LIMIT_HOURS)
 FN_TIME_STEP = timedelta(minutes=1)  # FN dates stop at minutes: an event may lie up to 59 s later
 
 #: ``link.last_error`` of a successful poll on which the register pushed packets for
@@ -57,7 +55,7 @@ class PollAnswers:
     shift: rec.ShiftParameters | None = None  # A4h 10h
     validity: rec.FnValidity | None = None  # A4h 32h
     ofd: rec.OfdStatus | None = None  # A4h 20h
-    registration: rec.Registration | None = None  # A4h 43h
+    registration: rec.FnRegistration | None = None  # A4h 43h
     resource: rec.FnResource | None = None  # A4h 3Dh [L]
 
 
@@ -86,8 +84,6 @@ def build_snapshot(
     host_time: datetime,
     fn_firmware: str | None = None,
 ) -> HealthSnapshot:
-    zone = host_time.tzinfo
-    device_time = answers.state.device_time.replace(tzinfo=zone)
     registration = answers.registration
     device = identity.model_copy(
         update={
@@ -95,78 +91,32 @@ def build_snapshot(
             "inn": registration.inn if registration and registration.inn else identity.inn,
         }
     )
-    fn = _fn(answers, host_time).model_copy(update={"firmware": fn_firmware})
+    fn = fn_health(
+        answers.fn_status,
+        host_time,
+        validity=answers.validity,
+        resource=answers.resource,
+        firmware=fn_firmware,
+    )
     return HealthSnapshot(
         taken_at=host_time,
         device=device,
         fn=fn,
-        ofd=_ofd(answers.ofd, host_time),
+        ofd=ofd_queue(answers.ofd, host_time),
         shift=_shift(answers, aware(shift_opened_at, host_time), host_time),
         printer=_printer(answers.state, answers.status),
-        clock=ClockInfo(
-            device_time=device_time,
-            skew_s=round((device_time - host_time).total_seconds(), 1),
-        ),
+        clock=clock_info(answers.state.device_time, host_time),
     )
 
 
-def _fn(answers: PollAnswers, host_time: datetime) -> FnHealth:
-    status, validity, resource = answers.fn_status, answers.validity, answers.resource
-    return fn_health_from_values(
-        serial=status.serial,
-        phase=status.phase,
-        warnings=status.warnings,
-        valid_until=validity.valid_until if validity else None,
-        registrations_left=validity.reregistrations_left if validity else None,
-        last_document_number=status.last_document_number,
-        last_document_at=status.last_document_at,
-        documents_left=resource.storage_5y if resource else None,
-        storage_30d_free_kb=resource.storage_30d if resource else None,
-        host_time=host_time,
-    )
-
-
-def _ofd(status: rec.OfdStatus | None, host_time: datetime) -> OfdQueue:
-    if status is None:
-        return OfdQueue()
-    return ofd_queue_from_values(
-        unsent_count=status.unsent_count,
-        first_unsent_number=status.first_unsent_number,
-        first_unsent_at=status.first_unsent_at,
-        status_byte=status.flags,
-        host_time=host_time,
-    )
-
-
-def shift_is_open(answers: PollAnswers) -> bool:
-    """The FN's word first (A4h 10h, then A4h 30h); 3Fh's flag only as a last resort."""
-    if answers.shift is not None:
-        return answers.shift.open
-    return answers.fn_status.shift_open
-
-
-def shift_number(answers: PollAnswers) -> int:
-    """A4h 10h's number; else 3Fh's last *closed* shift (+1 while one is open, quirk Q7)."""
-    if answers.shift is not None:
-        return answers.shift.number
-    closed = answers.state.last_closed_shift
-    return closed + 1 if shift_is_open(answers) else closed
+def _fn_shift(answers: PollAnswers) -> tuple[bool, int]:
+    """The FN's word (A4h 10h, then A4h 30h); 3Fh's last *closed* shift (quirk Q7) +1
+    while one is open when A4h 10h did not answer."""
+    return fn_shift(answers.shift, answers.fn_status, answers.state.last_closed_shift)
 
 
 def _shift(answers: PollAnswers, opened_at: datetime | None, host_time: datetime) -> ShiftInfo:
-    number = shift_number(answers)
-    if not shift_is_open(answers):
-        return ShiftInfo(state=ShiftState.CLOSED, number=number)
-    hours = None
-    if opened_at is not None:
-        hours = hours_since(opened_at, host_time)
-    expired = hours is not None and hours >= SHIFT_LIMIT.total_seconds() / SECONDS_PER_HOUR
-    return ShiftInfo(
-        state=ShiftState.EXPIRED if expired else ShiftState.OPEN,
-        number=number,
-        opened_at=opened_at,
-        hours_open=hours,
-    )
+    return shift_info(*_fn_shift(answers), opened_at, host_time)
 
 
 def _printer(state: rec.DeviceState, status: rec.StatusCode | None) -> PrinterInfo:
@@ -229,15 +179,13 @@ class ShiftSighting:
 
     open: bool
     number: int
-    last_document_number: int
+    last_document_number: int | None  # A4h 30h always has it; the shared record may not
     last_document_at: datetime | None
 
 
 def sighting(answers: PollAnswers) -> ShiftSighting:
     fn = answers.fn_status
-    return ShiftSighting(
-        shift_is_open(answers), shift_number(answers), fn.last_document_number, fn.last_document_at
-    )
+    return ShiftSighting(*_fn_shift(answers), fn.last_document_number, fn.last_document_at)
 
 
 def opened_from_transition(before: ShiftSighting | None, now: ShiftSighting) -> datetime | None:
@@ -249,6 +197,8 @@ def opened_from_transition(before: ShiftSighting | None, now: ShiftSighting) -> 
     opening report, and its time is the opening time (to the minute).
     """
     if before is None or not now.open:
+        return None
+    if now.last_document_number is None or before.last_document_number is None:
         return None
     new_documents = now.last_document_number - before.last_document_number
     if not before.open and new_documents == 1:

@@ -9,20 +9,33 @@ error code, ``MalformedAnswerError`` for a short answer or an impossible value.
 
 Offsets in the comments are the reference's, into the whole answer. Encodings differ by
 command (quirk Q7): 3Fh, 9Dh and the 91h registers are BCD, most significant first; the
-FN pass-through answers (A4h) are binary little-endian with binary ``YY MM DD [hh mm]``
-dates. Answers longer than documented are accepted; extra bytes are ignored. All
-datetimes are naive register wall-clock time; drivers attach the zone.
+FN pass-through answers (A4h) are the fiscal drive's own, binary little-endian with
+binary ``YY MM DD [hh mm]`` dates: :mod:`kktmon.protocol.fn` reads them into the records
+every vendor shares (re-exported here under the names the driver uses). Answers longer
+than documented are accepted; extra bytes are ignored. All datetimes are naive register
+wall-clock time; drivers attach the zone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
+from kktmon.protocol import fn
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol.commands import answer_payload, bcd_digits, bcd_to_int
 from kktmon.protocol.errors import MalformedAnswerError
 from kktmon.protocol.fields import FieldCursor
+
+# The fiscal drive's records, shared with every vendor (kktmon.protocol.fn).
+FnStatus = fn.FnStatus
+FnValidity = fn.FnValidity
+FnFirmware = fn.FnFirmware
+FnRegistration = fn.FnRegistration
+Registration = fn.FnRegistration  # the driver's name for it
+OfdStatus = fn.OfdStatus
+ShiftParameters = fn.ShiftParameters
+FnResource = fn.FnResource
 
 
 class _Fields(FieldCursor):
@@ -43,15 +56,6 @@ def _datetime(parts: tuple[int, ...], what: str) -> datetime:
 
 def _bcd_parts(raw: bytes, what: str) -> tuple[int, ...]:
     return tuple(bcd_to_int(bytes([byte]), what) for byte in raw)
-
-
-def _fn_datetime(raw: bytes, what: str) -> datetime | None:
-    """Binary ``YY MM DD hh mm``; all zeros means "none"."""
-    return _datetime(tuple(raw), what) if any(raw) else None
-
-
-def _ascii(raw: bytes) -> str:
-    return raw.decode("ascii", errors="replace").strip(" \x00")
 
 
 # ------------------------------------------------------------------ 3Fh device state
@@ -333,122 +337,45 @@ def parse_extended_error(answer: bytes) -> int:
 # ------------------------------------------------------------------ A4h FN queries
 
 
-def _fn(answer: bytes, sub: int) -> _Fields:
-    return _Fields(answer_payload(answer, cmd.FN_QUERY, sub), cmd.command_name(cmd.FN_QUERY, sub))
-
-
-@dataclass(frozen=True)
-class ShiftParameters:
-    open: bool
-    number: int
-    receipt_number: int
+def _fn(answer: bytes, sub: int) -> tuple[bytes, str]:
+    """The drive's own answer after ``55 err``, and the command's name for errors."""
+    return answer_payload(answer, cmd.FN_QUERY, sub), cmd.command_name(cmd.FN_QUERY, sub)
 
 
 def parse_shift_parameters(answer: bytes) -> ShiftParameters:
-    f = _fn(answer, cmd.FN_SHIFT)
-    return ShiftParameters(f.uint(1) == 1, f.uint(2), f.uint(2))
-
-
-@dataclass(frozen=True)
-class OfdStatus:
-    flags: int  # bit 0 connected, 1 message pending, 2 waiting for a receipt, ...
-    reading_message: bool
-    unsent_count: int
-    first_unsent_number: int | None
-    first_unsent_at: datetime | None
-
-    @property
-    def connected(self) -> bool:
-        return bool(self.flags & 0x01)
+    return fn.parse_shift_parameters(*_fn(answer, cmd.FN_SHIFT))
 
 
 def parse_ofd_status(answer: bytes) -> OfdStatus:
-    f = _fn(answer, cmd.FN_OFD_STATUS)
-    flags, reading = f.take(2)
-    count, number, when = f.uint(2), f.uint(4), f.take(5)
-    if count == 0:  # number and date mean nothing when the queue is empty
-        return OfdStatus(flags, reading == 1, 0, None, None)
-    return OfdStatus(flags, reading == 1, count, number, _fn_datetime(when, "A4h 20h"))
-
-
-@dataclass(frozen=True)
-class FnStatus:
-    phase: int  # 00 setup, 01 ready, 03 fiscal, 07 post-fiscal, 0F archive
-    current_document: int
-    document_data_received: bool
-    shift_open: bool
-    warnings: int  # FnWarnings.from_byte
-    last_document_at: datetime | None
-    serial: str
-    last_document_number: int
+    return fn.parse_ofd_status(*_fn(answer, cmd.FN_OFD_STATUS))
 
 
 def parse_fn_status(answer: bytes) -> FnStatus:
-    f = _fn(answer, cmd.FN_STATUS)
-    phase, current, received, shift, warnings = f.take(5)
-    last_at = _fn_datetime(f.take(5), "A4h 30h last document")
-    serial = _ascii(f.take(16))
-    return FnStatus(phase, current, received == 1, shift == 1, warnings, last_at, serial, f.uint(4))
+    return fn.parse_fn_status(*_fn(answer, cmd.FN_STATUS))
 
 
 def parse_fn_serial(answer: bytes) -> str:
-    return _ascii(_fn(answer, cmd.FN_SERIAL).take(16))
-
-
-@dataclass(frozen=True)
-class FnValidity:
-    valid_until: date | None
-    reregistrations_left: int | None
-    registrations_done: int | None
+    return fn.parse_fn_serial(*_fn(answer, cmd.FN_SERIAL))
 
 
 def parse_fn_validity(answer: bytes) -> FnValidity:
-    f = _fn(answer, cmd.FN_VALIDITY)
-    when = _fn_datetime(f.take(3), "A4h 32h validity")
-    left = f.uint(1) if f.has(1) else None
-    done = f.uint(1) if f.has(1) else None
-    return FnValidity(when.date() if when else None, left, done)
-
-
-@dataclass(frozen=True)
-class FnFirmware:
-    version: str
-    is_release: bool  # type byte 1 = production, 0 = debug build
+    return fn.parse_fn_validity(*_fn(answer, cmd.FN_VALIDITY))
 
 
 def parse_fn_firmware(answer: bytes) -> FnFirmware:
-    f = _fn(answer, cmd.FN_FIRMWARE)
-    return FnFirmware(_ascii(f.take(16)), f.uint(1) == 1)
+    return fn.parse_fn_firmware(*_fn(answer, cmd.FN_FIRMWARE))
 
 
 def parse_unconfirmed_count(answer: bytes) -> int:
-    """A4h 42h [M]: documents still without an OFD receipt."""
-    return _fn(answer, cmd.FN_UNCONFIRMED).uint(2)
+    """A4h 42h [M]: documents still without an OFD receipt (2 bytes, or 4 as on Shtrih)."""
+    return fn.parse_unconfirmed_count(*_fn(answer, cmd.FN_UNCONFIRMED))
 
 
-@dataclass(frozen=True)
-class Registration:
-    """A4h 43h [M]: only the prefix, the tail differs between FN/FFD generations."""
-
-    registered_at: datetime | None
-    inn: str
-    rnm: str
-
-
-def parse_registration(answer: bytes) -> Registration:
-    f = _fn(answer, cmd.FN_REGISTRATION)
-    registered_at = _fn_datetime(f.take(5), "A4h 43h registration")
-    return Registration(registered_at, _ascii(f.take(12)), _ascii(f.take(20)))
-
-
-@dataclass(frozen=True)
-class FnResource:
-    """A4h 3Dh [L, FN-M only]: free-memory resource counters."""
-
-    storage_5y: int
-    storage_30d: int
+def parse_registration(answer: bytes) -> FnRegistration:
+    """A4h 43h [M]: the prefix always, the tail where this FN generation sends it."""
+    return fn.parse_registration(*_fn(answer, cmd.FN_REGISTRATION))
 
 
 def parse_fn_resource(answer: bytes) -> FnResource:
-    f = _fn(answer, cmd.FN_RESOURCE)
-    return FnResource(f.uint(4), f.uint(4))
+    """A4h 3Dh [L, FN-M only]: documents left, 30-day storage left."""
+    return fn.parse_fn_resource(*_fn(answer, cmd.FN_RESOURCE))

@@ -1,9 +1,12 @@
 """Typed records parsed from Shtrih-M answers (shtrih-m.md sections 7-8).
 
 Each ``parse_*`` takes the answer :class:`Frame`, checks the command and error code via
-:func:`answer_payload` and returns a frozen record. Two date orders exist (quirk 11.7):
-classic commands use DD MM YY + HH MM SS, FN commands YY MM DD [HH MM]. All datetimes
-are naive register wall-clock time; drivers attach the zone.
+:func:`answer_payload` and returns a frozen record. The FN commands (FFxxh) carry the
+fiscal drive's own answers byte for byte: :mod:`kktmon.protocol.fn` reads them into the
+records every vendor shares (re-exported here under the names the driver uses). Two
+date orders exist (quirk 11.7): classic commands use DD MM YY + HH MM SS, FN commands
+YY MM DD [HH MM]. All datetimes are naive register wall-clock time; drivers attach the
+zone.
 """
 
 from __future__ import annotations
@@ -11,21 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from kktmon.protocol import fn
 from kktmon.protocol.errors import MalformedAnswerError
 from kktmon.protocol.fields import FieldCursor
-from kktmon.protocol.shtrih.commands import answer_payload
+from kktmon.protocol.shtrih.commands import answer_payload, command_name
 from kktmon.protocol.shtrih.frame import Frame
 
 _Fields = FieldCursor
+
+# The fiscal drive's records, shared with every vendor (kktmon.protocol.fn).
+FnStatus = fn.FnStatus
+FnValidity = fn.FnValidity
+FnFirmware = fn.FnFirmware
+FnRegistration = fn.FnRegistration
+OfdStatus = fn.OfdStatus
+ShiftParameters = fn.ShiftParameters
+FnResource = fn.FnResource
 
 
 def _text(raw: bytes, encoding: str = "cp1251") -> str:
     """Text cut at the first NUL (the bytes after it may be junk, example E5)."""
     return raw.split(b"\x00", 1)[0].decode(encoding, errors="replace").strip()
-
-
-def _ascii(raw: bytes) -> str:
-    return raw.decode("ascii", errors="replace").strip(" \x00")
 
 
 def _classic_datetime(day_month_year: bytes, hour_min_sec: bytes, what: str) -> datetime:
@@ -35,26 +44,6 @@ def _classic_datetime(day_month_year: bytes, hour_min_sec: bytes, what: str) -> 
         return datetime(2000 + year, month, day, hour, minute, second)
     except ValueError as exc:
         raise MalformedAnswerError(f"{what}: impossible date/time {exc}") from exc
-
-
-def _fn_date(raw: bytes, what: str) -> date | None:
-    if not any(raw):
-        return None
-    year, month, day = raw
-    try:
-        return date(2000 + year, month, day)
-    except ValueError as exc:
-        raise MalformedAnswerError(f"{what}: impossible date {raw.hex(' ')}") from exc
-
-
-def _fn_datetime(raw: bytes, what: str) -> datetime | None:
-    if not any(raw):
-        return None
-    year, month, day, hour, minute = raw
-    try:
-        return datetime(2000 + year, month, day, hour, minute)
-    except ValueError as exc:
-        raise MalformedAnswerError(f"{what}: impossible date/time {raw.hex(' ')}") from exc
 
 
 # ------------------------------------------------------------------ records
@@ -269,130 +258,48 @@ def parse_field_structure(frame: Frame) -> FieldStructure:
     return FieldStructure(_text(f.take(40)), f.uint(1) == 1, f.uint(1))
 
 
-@dataclass(frozen=True)
-class FnStatus:
-    phase: int
-    current_document: int
-    document_data_received: bool
-    shift_open: bool
-    warnings: int
-    last_document_at: datetime | None
-    serial: str
-    last_document_number: int
+# ------------------------------------------------------------------ FN (FFxxh) answers
+
+
+def _fn(frame: Frame, code: int) -> tuple[bytes, str]:
+    """The drive's own answer inside an FFxxh frame, and the command's name for errors."""
+    return answer_payload(frame, code), command_name(code)
 
 
 def parse_fn_status(frame: Frame) -> FnStatus:
-    f = _Fields(answer_payload(frame, 0xFF01), "FF01h")
-    phase, current, received, shift, warnings = f.take(5)
-    last_at = _fn_datetime(f.take(5), "FF01h last document")
-    serial = _ascii(f.take(16))
-    return FnStatus(
-        phase, current, bool(received), bool(shift), warnings, last_at, serial, f.uint(4)
-    )
+    return fn.parse_fn_status(*_fn(frame, 0xFF01))
 
 
 def parse_fn_serial(frame: Frame) -> str:
-    return _ascii(_Fields(answer_payload(frame, 0xFF02), "FF02h").take(16))
-
-
-@dataclass(frozen=True)
-class FnValidity:
-    valid_until: date | None
-    registrations_left: int | None
-    registrations_done: int | None
+    return fn.parse_fn_serial(*_fn(frame, 0xFF02))
 
 
 def parse_fn_validity(frame: Frame) -> FnValidity:
-    f = _Fields(answer_payload(frame, 0xFF03), "FF03h")
-    valid_until = _fn_date(f.take(3), "FF03h validity")
-    left = f.uint(1) if f.has(1) else None
-    done = f.uint(1) if f.has(1) else None
-    return FnValidity(valid_until, left, done)
-
-
-@dataclass(frozen=True)
-class FnFirmware:
-    version: str
-    is_release: bool
+    return fn.parse_fn_validity(*_fn(frame, 0xFF03))
 
 
 def parse_fn_firmware(frame: Frame) -> FnFirmware:
-    f = _Fields(answer_payload(frame, 0xFF04), "FF04h")
-    return FnFirmware(_ascii(f.take(16)), f.uint(1) == 1)
+    return fn.parse_fn_firmware(*_fn(frame, 0xFF04))
 
 
-@dataclass(frozen=True)
-class Registration:
-    registered_at: datetime | None
-    inn: str
-    rnm: str
-    tax_systems: int
-    work_mode: int
-    ofd_inn: str | None
-    fd_number: int
-
-
-def parse_registration(frame: Frame) -> Registration:
-    payload = answer_payload(frame, 0xFF09)
-    f = _Fields(payload, "FF09h")
-    registered_at = _fn_datetime(f.take(5), "FF09h registration")
-    inn, rnm = _ascii(f.take(12)), _ascii(f.take(20))
-    tax_systems, work_mode = f.uint(1), f.uint(1)
-    ofd_inn = None
-    if len(payload) >= 64:  # FFD 1.1+ layout (vendor Java driver's rule)
-        f.take(1)  # extended work mode
-        ofd_inn = _ascii(f.take(12))
-        f.take(4)  # reason for changed registration
-    return Registration(registered_at, inn, rnm, tax_systems, work_mode, ofd_inn, f.uint(4))
-
-
-@dataclass(frozen=True)
-class OfdStatus:
-    status: int
-    reading_started: bool
-    unsent_count: int
-    first_unsent_number: int | None
-    first_unsent_at: datetime | None
+def parse_registration(frame: Frame) -> FnRegistration:
+    return fn.parse_registration(*_fn(frame, 0xFF09))
 
 
 def parse_ofd_status(frame: Frame) -> OfdStatus:
-    f = _Fields(answer_payload(frame, 0xFF39), "FF39h")
-    status, reading = f.take(2)
-    count, number, when = f.uint(2), f.uint(4), f.take(5)
-    if count == 0:  # number and date are garbage when the queue is empty
-        return OfdStatus(status, bool(reading), 0, None, None)
-    return OfdStatus(status, bool(reading), count, number, _fn_datetime(when, "FF39h first unsent"))
+    return fn.parse_ofd_status(*_fn(frame, 0xFF39))
 
 
 def parse_unconfirmed_count(frame: Frame) -> int:
-    payload = answer_payload(frame, 0xFF3F)
-    if len(payload) not in (2, 4):  # documents say 2, the vendor Java driver reads 4
-        raise MalformedAnswerError(f"FF3Fh: count of {len(payload)} bytes")
-    return int.from_bytes(payload, "little")
-
-
-@dataclass(frozen=True)
-class ShiftParameters:
-    open: bool
-    number: int
-    receipt_number: int
+    return fn.parse_unconfirmed_count(*_fn(frame, 0xFF3F))
 
 
 def parse_shift_parameters(frame: Frame) -> ShiftParameters:
-    f = _Fields(answer_payload(frame, 0xFF40), "FF40h")
-    return ShiftParameters(f.uint(1) == 1, f.uint(2), f.uint(2))
-
-
-@dataclass(frozen=True)
-class FnResource:
-    documents_left: int
-    storage_30d_free_kb: int
-    marking_fill_pct: int | None
+    return fn.parse_shift_parameters(*_fn(frame, 0xFF40))
 
 
 def parse_fn_resource(frame: Frame) -> FnResource:
-    f = _Fields(answer_payload(frame, 0xFF63), "FF63h")
-    return FnResource(f.uint(4), f.uint(4), f.uint(1) if f.has(1) else None)
+    return fn.parse_fn_resource(*_fn(frame, 0xFF63))
 
 
 # FN archive document types (FF0Ah): not the same codes as FF01h's "current document".
@@ -412,7 +319,7 @@ class ArchiveDocument:
 def parse_archive_document(frame: Frame) -> ArchiveDocument:
     f = _Fields(answer_payload(frame, 0xFF0A), "FF0Ah")
     doc_type, receipt = f.take(2)
-    at = _fn_datetime(f.take(5), "FF0Ah document")
+    at = fn.fn_datetime(f.take(5), "FF0Ah document")
     number = f.uint(4)
     f.take(4)  # fiscal sign
     shift = f.uint(2) if doc_type in (DOC_SHIFT_OPEN, DOC_SHIFT_CLOSE) and f.has(2) else None

@@ -132,8 +132,7 @@ EXCHANGES: list[Exchange] = [
         answer=h("55 00 02 00 03 00 F7 01 00 00 18 05 0F 09 12"),
         parse=parse_ofd_status,
         facts={
-            "flags": 0x02,
-            "connected": False,
+            "exchange": 0x02,  # bit 0 clear: not connected
             "reading_message": False,
             "unsent_count": 3,
             "first_unsent_number": 503,

@@ -195,8 +195,8 @@ VECTORS: list[Vector] = [
         build=lambda: request_fn(0xFF39),
         parse=parse_ofd_status,
         facts={
-            "status": 0x02,
-            "reading_started": False,
+            "exchange": 0x02,
+            "reading_message": False,
             "unsent_count": 3,
             "first_unsent_number": 423,
             "first_unsent_at": datetime(2021, 7, 29, 11, 20),

@@ -109,9 +109,9 @@ def test_fn_serial_31h() -> None:
 def test_fn_validity_32h() -> None:
     validity = parse_fn_validity(h("55 00 1A 0C 1F 0B 01"))
     assert validity.valid_until == date(2026, 12, 31)
-    assert (validity.reregistrations_left, validity.registrations_done) == (11, 1)
+    assert (validity.registrations_left, validity.registrations_done) == (11, 1)
     short = parse_fn_validity(h("55 00 1A 0C 1F"))
-    assert short.reregistrations_left is None
+    assert short.registrations_left is None
     with pytest.raises(MalformedAnswerError):
         parse_fn_validity(h("55 00 1A 0D 1F"))  # month 13
     assert request_fn(FN_VALIDITY).body == h("00 00 A4 32")
@@ -138,13 +138,13 @@ def test_registration_43h_prefix() -> None:
 
 def test_fn_resource_3dh() -> None:
     resource = parse_fn_resource(h("55 00 10 27 00 00 FF 03 00 00"))
-    assert (resource.storage_5y, resource.storage_30d) == (10000, 1023)
+    assert (resource.documents_left, resource.storage_30d_free_kb) == (10000, 1023)
     assert request_fn(FN_RESOURCE).body == h("00 00 A4 3D")
 
 
 def test_ofd_status_with_empty_queue_has_no_first_document() -> None:
     status = parse_ofd_status(h("55 00 01 00 00 00 00 00 00 00 00 00 00 00 00"))
-    assert status.connected and status.unsent_count == 0
+    assert status.exchange == 0x01 and status.unsent_count == 0  # connected, nothing pending
     assert status.first_unsent_number is None and status.first_unsent_at is None
 
 

@@ -174,11 +174,11 @@ def test_fn_queries_tell_the_fn(tcp: TcpServer, emulator: AtolEmulator, state: D
     assert rec.parse_fn_serial(ask(tcp, emulator, cmd.request_fn(cmd.FN_SERIAL))) == fn.serial
     validity = rec.parse_fn_validity(ask(tcp, emulator, cmd.request_fn(cmd.FN_VALIDITY)))
     assert validity.valid_until == fn.valid_until
-    assert (validity.reregistrations_left, validity.registrations_done) == (11, 1)
+    assert (validity.registrations_left, validity.registrations_done) == (11, 1)
     firmware = rec.parse_fn_firmware(ask(tcp, emulator, cmd.request_fn(cmd.FN_FIRMWARE)))
     assert (firmware.version, firmware.is_release) == (fn.firmware, True)
     resource = rec.parse_fn_resource(ask(tcp, emulator, cmd.request_fn(cmd.FN_RESOURCE)))
-    assert (resource.storage_5y, resource.storage_30d) == (245231, 1023)
+    assert (resource.documents_left, resource.storage_30d_free_kb) == (245231, 1023)
     days = answer_payload(ask(tcp, emulator, cmd.request_fn(cmd.FN_DAYS_LEFT)), 0xA4, 0x3B)
     assert int.from_bytes(days, "little") == (fn.valid_until - NOW.date()).days
     ffd = answer_payload(ask(tcp, emulator, cmd.request_fn(cmd.FN_FFD)), 0xA4, 0x3A)
@@ -194,7 +194,7 @@ def test_shift_ofd_and_registration_queries(
     shift = rec.parse_shift_parameters(ask(tcp, emulator, cmd.request_fn(cmd.FN_SHIFT)))
     assert (shift.open, shift.number, shift.receipt_number) == (True, 42, 5)
     ofd = rec.parse_ofd_status(ask(tcp, emulator, cmd.request_fn(cmd.FN_OFD_STATUS)))
-    assert (ofd.flags, ofd.unsent_count, ofd.first_unsent_number) == (2, 4, 422)
+    assert (ofd.exchange, ofd.unsent_count, ofd.first_unsent_number) == (2, 4, 422)
     assert ofd.first_unsent_at == datetime(2026, 1, 10, 9, 5)
     assert rec.parse_unconfirmed_count(ask(tcp, emulator, cmd.request_fn(cmd.FN_UNCONFIRMED))) == 4
     reg = rec.parse_registration(ask(tcp, emulator, cmd.request_fn(cmd.FN_REGISTRATION)))
