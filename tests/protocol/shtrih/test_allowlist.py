@@ -1,4 +1,5 @@
-"""The read-only gate: :func:`encode_request` accepts exactly the allowlist, nothing else.
+"""The read-only gate: :func:`encode_request` accepts exactly the allowlist, nothing else,
+and every read in the driver's table (:mod:`kktmon.drivers.shtrih.reads`) passes it.
 
 The denylist below is transcribed independently from shtrih-m.md section 9 (not copied
 from the code), so a code dropped from ``NEVER_SEND`` by mistake shows up here.
@@ -6,13 +7,23 @@ from the code), so a code dropped from ``NEVER_SEND`` by mistake shows up here.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kktmon.drivers.shtrih import reads
+from kktmon.drivers.wire import Read
 from kktmon.protocol.errors import CommandNotAllowedError
-from kktmon.protocol.shtrih.commands import ALLOWLIST, NEVER_SEND, encode_request, is_allowed
-from kktmon.protocol.shtrih.frame import command_bytes, decode_frame
+from kktmon.protocol.shtrih.commands import (
+    ALLOWLIST,
+    NEVER_SEND,
+    encode_request,
+    is_allowed,
+    request,
+)
+from kktmon.protocol.shtrih.frame import Frame, command_bytes, decode_frame
 
 PASSWORD = b"\x1e\x00\x00\x00"
 
@@ -127,3 +138,43 @@ def test_refusal_names_the_command() -> None:
         encode_request(0xFF41, PASSWORD)
     assert caught.value.command == "FF41h"
     assert caught.value.vendor == "shtrih"
+
+
+# ------------------------------------------------------------------ the driver's reads
+
+#: Sample arguments of each read the driver builds at run time (``reads`` functions).
+RUNTIME_READS: dict[str, list[tuple[int, ...]]] = {
+    "table_field": [(table, field) for table in (1, 17, 18, 255) for field in (1, 3, 17, 255)],
+    "archive_document": [(0,), (1,), (2**32 - 1,)],
+}
+
+
+def _driver_reads() -> list[Read[Frame, object]]:
+    """Every read the driver can make: the table's constants and its functions' reads."""
+    constants = [value for value in vars(reads).values() if isinstance(value, Read)]
+    functions = {
+        name: value
+        for name, value in vars(reads).items()
+        if inspect.isfunction(value) and value.__module__ == reads.__name__ and name[0] != "_"
+    }
+    assert set(functions) == set(RUNTIME_READS), "give every new read function sample arguments"
+    built = [functions[name](*args) for name, samples in RUNTIME_READS.items() for args in samples]
+    return constants + built
+
+
+@pytest.mark.parametrize("read", _driver_reads(), ids=lambda r: f"{r.command:X}h{r.params}")
+def test_every_read_of_the_driver_is_on_the_allowlist(read: Read[Frame, object]) -> None:
+    frame = decode_frame(request(read.command, read.sub, read.params, password=30))
+    assert frame.code == read.command
+    assert is_allowed(frame.code, frame.data)
+
+
+@pytest.mark.parametrize(
+    ("code", "params"),
+    [(0x1F, (256, 1, 1)), (0x1F, (18, 1)), (0xFF0A, (2**32,)), (0xFF01, (1,)), (0xFC, (1,))],
+)
+def test_parameters_that_do_not_fit_the_command_are_refused(
+    code: int, params: tuple[int, ...]
+) -> None:
+    with pytest.raises(CommandNotAllowedError):
+        request(code, params=params)
