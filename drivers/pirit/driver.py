@@ -15,8 +15,9 @@ reply cut short, or the register refusing our frame as damaged: 04h/05h/07h) is 
 again with a fresh id by :meth:`Session.retrying`; every command on the allowlist is a
 read, so the reference's "never re-send" caution does not bite what this driver sends.
 
-Subs a firmware lacks (02h/03h) degrade to nulls and are not asked again; FN state
-refusals (01h, 42h, 48h, 10h) degrade to nulls for that poll only.
+Where each fact comes from is :mod:`kktmon.drivers.pirit.reads`. Subs a firmware lacks
+(02h/03h) degrade to nulls and are not asked again; FN state refusals (01h, 42h, 48h,
+10h) degrade to nulls for that poll only.
 
 URLs: a serial port without a baud rate is probed with ENQ at 57600, 115200, 38400,
 19200, 9600 and 4800 baud and the rate that answered ACK is kept; ``tcp://host`` without
@@ -29,17 +30,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kktmon.drivers.base import (
-    Clock,
-    DriverOptions,
-    Session,
-    TransportFactory,
-    WireDriver,
-    local_now,
-)
+from kktmon.drivers.base import Clock, DriverOptions, TransportFactory, local_now
 from kktmon.drivers.pirit import reads
 from kktmon.drivers.pirit.mapping import (
     PiritFacts,
@@ -48,15 +42,9 @@ from kktmon.drivers.pirit.mapping import (
     device_info,
     shift_is_open,
 )
-from kktmon.drivers.pirit.reads import Query
 from kktmon.drivers.transport import Transport, open_transport
-from kktmon.protocol.errors import (
-    DeviceError,
-    FrameError,
-    KktmonError,
-    LinkTimeoutError,
-    UnsupportedCommandError,
-)
+from kktmon.drivers.wire import Read, Session, WireDriver
+from kktmon.protocol.errors import FrameError, KktmonError, LinkTimeoutError
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkState
 from kktmon.protocol.link import WaitKind
 from kktmon.protocol.pirit import commands as cmd
@@ -69,8 +57,6 @@ from kktmon.protocol.pirit.errors import (
 )
 from kktmon.protocol.pirit.frame import ACK, DEFAULT_PASSWORD, PacketIds, Reply
 from kktmon.protocol.pirit.link import HostLink, LinkCheck, LinkLimits
-
-T = TypeVar("T")
 
 BAUD_RATES = (57600, 115200, 38400, 19200, 9600, 4800)  # pirit.md 1, 57600 first
 TCP_PORT = 50003  # VikiDriver and the Dreamkas-F core (pirit.md 1)
@@ -114,7 +100,7 @@ def with_default_port(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}:{TCP_PORT}{parts.path}"
 
 
-class PiritDriver(WireDriver):
+class PiritDriver(WireDriver[Reply]):
     """Pirit 2F / 2SF, Viki Print and the Dreamkas-F core over serial, USB-CDC or TCP.
 
     ``password`` is the 4-character connection password (settings item 20, ``PIRI``
@@ -124,6 +110,7 @@ class PiritDriver(WireDriver):
 
     vendor = "pirit"
     busy_device_codes = frozenset({WRONG_STATE, PRINTER_NOT_READY})
+    degrade_codes = STATE_REFUSALS
 
     def __init__(
         self,
@@ -148,7 +135,6 @@ class PiritDriver(WireDriver):
         self._device: DeviceInfo | None = None
         self._identity_fn_serial: str | None = None
         self._identity_at = 0.0  # time.monotonic() of the last identity read
-        self._unsupported: set[tuple[int, int | None]] = set()
         self._shift_opened: dict[int, datetime | None] = {}
         self._alive_without_answer = False
         self.baudrate: int | None = None  # the probed rate, once one answered
@@ -225,34 +211,17 @@ class PiritDriver(WireDriver):
 
     # ------------------------------------------------------------------ exchanges
 
-    def _ask(self, session: Session, query: Query[T]) -> T:
-        """A read that must succeed for the poll to mean anything."""
-        return session.retrying(
-            lambda: query.parse(self._exchange(session, query.command, query.fields))
-        )
-
-    def _optional(self, session: Session, query: Query[T]) -> T | None:
-        """A read whose absence degrades facts to null instead of failing the poll."""
-        key = (query.command, query.sub)
-        if key in self._unsupported:
-            return None
-        try:
-            return self._ask(session, query)
-        except UnsupportedCommandError:
-            self._unsupported.add(key)
-            return None
-        except DeviceError as exc:
-            if exc.code in STATE_REFUSALS:
-                return None
-            raise
-
-    def _exchange(self, session: Session, command: int, fields: tuple[int, ...]) -> Reply:
-        request = cmd.encode_request(
-            command, fields, packet_id=self._ids.next(), password=self.password
+    def _exchange(self, session: Session, read: Read[Reply, Any]) -> Reply:
+        request = cmd.request(
+            read.command,
+            read.sub,
+            read.params,
+            packet_id=self._ids.next(),
+            password=self.password,
         )
         link = HostLink(request, self._limits())
         try:
-            reply = session.run_link(link, self.timeouts(command))
+            reply = session.run_link(link, self.timeouts(read.command))
         except LinkTimeoutError:
             self._alive_without_answer = link.alive
             if not link.alive:
@@ -260,8 +229,8 @@ class PiritDriver(WireDriver):
             raise
         if reply.error in LINK_REFUSALS:
             raise FrameError(
-                f"{cmd.command_name(command, fields[0] if fields else None)}: the register"
-                f" refused the frame with {reply.error:02X}h ({meaning(reply.error)})"
+                f"{cmd.command_name(read.command, read.sub)}: the register refused the"
+                f" frame with {reply.error:02X}h ({meaning(reply.error)})"
             )
         return reply
 

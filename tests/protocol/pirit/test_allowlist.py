@@ -1,4 +1,5 @@
-"""The read-only gate: :func:`encode_request` accepts exactly the allowlist, nothing else.
+"""The read-only gate: :func:`encode_request` accepts exactly the allowlist, nothing else,
+and every read in the driver's table (:mod:`kktmon.drivers.pirit.reads`) passes it.
 
 The reference tables below are transcribed independently from pirit.md section 5 (not
 copied from the code), so a (command, sub) pair dropped from ``NEVER_SEND`` or slipped
@@ -7,10 +8,14 @@ into ``ALLOWLIST`` by mistake shows up here.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kktmon.drivers.pirit import reads
+from kktmon.drivers.wire import Read
 from kktmon.protocol.errors import CommandNotAllowedError, FrameError
 from kktmon.protocol.pirit.commands import (
     ALLOWLIST,
@@ -18,8 +23,9 @@ from kktmon.protocol.pirit.commands import (
     NEVER_SEND,
     encode_request,
     is_allowed,
+    request,
 )
-from kktmon.protocol.pirit.frame import Field, decode_request_frame
+from kktmon.protocol.pirit.frame import Field, Reply, decode_request_frame
 
 SUBS = range(256)
 
@@ -222,3 +228,33 @@ def test_refusal_names_the_command_and_sub() -> None:
     with pytest.raises(CommandNotAllowedError) as caught:
         encode_request(0x10, packet_id=0x21)
     assert caught.value.command == "10h"
+
+
+# ------------------------------------------------------------------ the driver's reads
+
+
+def _driver_reads() -> list[Read[Reply, object]]:
+    """Every read the driver can make: its table has constants only."""
+    functions = [
+        name
+        for name, value in vars(reads).items()
+        if inspect.isfunction(value) and value.__module__ == reads.__name__ and name[0] != "_"
+    ]
+    assert not functions, "a read built at run time needs sample arguments here"
+    return [value for value in vars(reads).values() if isinstance(value, Read)]
+
+
+@pytest.mark.parametrize("read", _driver_reads(), ids=lambda r: f"{r.command:02X}h/{r.sub}")
+def test_every_read_of_the_driver_is_on_the_allowlist(read: Read[Reply, object]) -> None:
+    frame = request(read.command, read.sub, read.params, packet_id=0x21)
+    sent = decode_request_frame(frame)
+    assert sent.command == read.command
+    assert is_allowed(sent.command, sent.fields)
+    expected = [] if read.sub is None else [read.sub]
+    assert sent.fields == tuple(str(field).encode() for field in [*expected, *read.params])
+    assert _reference_allows(sent.command, read.sub)
+
+
+def _reference_allows(command: int, sub: int | None) -> bool:
+    safe = REFERENCE_SAFE.get(command, set())
+    return safe is None if sub is None else safe is not None and sub in safe
