@@ -5,12 +5,13 @@ URLs, link layers and probing are :mod:`kktmon.drivers.atol.link`'s (``?link=fe`
 and forgotten when a poll times out, so a register switched to the other layer is found
 again. The probe's 45h answer serves the first poll.
 
-One poll sends 3Fh (clock, flags), 45h (printer), A4h 30h (FN status), A4h 10h (shift),
-A4h 32h (validity), A4h 20h (OFD queue), A4h 43h (registration), A4h 3Dh (FN resource,
-experimental) and, once per shift, register 12h for the opening time (see
+One poll sends, in order: 3Fh (clock, flags), 45h (printer), A4h 30h (FN status), A4h
+32h (validity), A4h 43h (registration), A4h 10h (shift), A4h 20h (OFD queue), A4h 3Dh
+(FN resource, experimental) and, once per shift, register 12h for the opening time (see
 :mod:`kktmon.drivers.atol.mapping`). Identity (A5h, registers 16h and 36h, A4h 33h) is
-read on the first poll and again whenever the FN serial changes. Commands a model lacks
-(7Ah) are not asked again; FN state errors (D4h, DAh) degrade one answer to null.
+read after A4h 30h on the first poll and again whenever the FN serial changes. Where
+each fact comes from is :mod:`kktmon.drivers.atol.reads`. Commands a model lacks (7Ah)
+are not asked again; FN state errors (D4h, DAh) degrade one answer to null.
 
 Sharing the line (quirk Q3): the driver never sends ``C4`` Abort (it would drop tasks
 that are not ours). When the register pushes ``F0`` packets for tasks that are not ours
@@ -25,26 +26,20 @@ shared default 30 (Shtrih's administrator password) means ATOL's factory 0000.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any
 
-from kktmon.drivers.atol import mapping
+from kktmon.drivers.atol import mapping, reads
 from kktmon.drivers.atol.link import BUSY_CODES, AtolWire, LinkLayer, split_url
-from kktmon.drivers.base import Session, WireDriver
+from kktmon.drivers.wire import Read, Session, WireDriver
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol import records as rec
-from kktmon.protocol.errors import (
-    DeviceError,
-    KktmonError,
-    LinkTimeoutError,
-    UnsupportedCommandError,
-)
+from kktmon.protocol.atol.errors import NO_DATA_IN_FN, WRONG_FN_STATE, WRONG_MODE
+from kktmon.protocol.errors import DeviceError, KktmonError, LinkTimeoutError
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkState
-
-T = TypeVar("T")
 
 #: The shared default of ``DriverOptions.password`` (Shtrih's); ATOL's factory access
 #: password is 0000, so this value means "the vendor default".
@@ -54,22 +49,23 @@ GENERIC_DEFAULT_PASSWORD = 30
 OFD_RELAY_EXCHANGES = 2
 SLOW_REFRESH_POLLS = 10  # with OFD via host: validity and registration every n polls
 #: FN state errors (quirk Q6): a finding about the drive, one answer becomes null.
-DEGRADE_CODES = frozenset({cmd.WRONG_FN_STATE, cmd.NO_DATA_IN_FN})
+DEGRADE_CODES = frozenset({WRONG_FN_STATE, NO_DATA_IN_FN})
 
 
 @dataclass(frozen=True)
 class _SlowFacts:
-    fn_serial: str
+    fn_serial: str | None
     age: int  # polls since they were read
     validity: rec.FnValidity | None
     registration: rec.Registration | None
 
 
-class AtolDriver(WireDriver):
+class AtolDriver(WireDriver[bytes]):
     """ATOL registers over serial, USB-CDC or TCP (port 5555), FE or LEGACY link layer."""
 
     vendor = "atol"
-    busy_device_codes = frozenset({cmd.WRONG_MODE})
+    busy_device_codes = frozenset({WRONG_MODE})
+    degrade_codes = DEGRADE_CODES
 
     def setup(self) -> None:
         self.transport_url, self.fixed_layer = split_url(self.url)
@@ -83,7 +79,7 @@ class AtolDriver(WireDriver):
         self._identity: DeviceInfo | None = None
         self._identity_fn_serial: str | None = None
         self._fn_firmware: str | None = None
-        self._unsupported: set[tuple[int, int | None]] = set()
+        self._line: AtolWire | None = None  # the open session's link, inside _wire()
         self._slow: _SlowFacts | None = None
         self._opened: dict[int, datetime | None] = {}
         self._sighting: mapping.ShiftSighting | None = None
@@ -104,67 +100,59 @@ class AtolDriver(WireDriver):
     # ------------------------------------------------------------------ the poll
 
     def _identify(self, session: Session) -> DeviceInfo:
-        with self._wire(session) as wire:
-            state = self._ask(wire, cmd.request_state(self.password), rec.parse_state)
-            identity = self._read_identity(wire, state)
-            registration = self._fn(wire, cmd.FN_REGISTRATION, rec.parse_registration)
+        with self._wire(session):
+            state = self._ask(session, reads.STATE)
+            identity = self._read_identity(session, state)
+            registration = self._optional(session, reads.FN_REGISTRATION)
         if registration is None:
             return identity
         return identity.model_copy(update={"rnm": registration.rnm, "inn": registration.inn})
 
     def _poll(self, session: Session) -> HealthSnapshot:
         with self._wire(session) as wire:
-            return self._poll_on(wire)
+            state = self._ask(session, reads.STATE)
+            host_time = self.clock()
+            status = self._status(session, wire)
+            fn_status = self._ask(session, reads.FN_STATUS)
+            if self._identity is None or fn_status.serial != self._identity_fn_serial:
+                self._identity = self._read_identity(session, state)
+                self._identity_fn_serial = fn_status.serial
+            validity, registration = self._slow_facts(session, fn_status.serial)
+            answers = mapping.PollAnswers(
+                state=state,
+                status=status,
+                fn_status=fn_status,
+                shift=self._optional(session, reads.FN_SHIFT),
+                validity=validity,
+                ofd=self._optional(session, reads.FN_OFD_STATUS),
+                registration=registration,
+                resource=self._optional(session, reads.FN_RESOURCE),
+            )
+            return mapping.build_snapshot(
+                identity=self._identity,
+                answers=answers,
+                shift_opened_at=self._shift_opened_at(session, answers),
+                host_time=host_time,
+                fn_firmware=self._fn_firmware,
+            )
 
-    def _poll_on(self, wire: AtolWire) -> HealthSnapshot:
-        pwd = self.password
-        state = self._ask(wire, cmd.request_state(pwd), rec.parse_state)
-        host_time = self.clock()
-        status = self._status(wire)
-        fn_status = self._ask(wire, cmd.request_fn(cmd.FN_STATUS, pwd), rec.parse_fn_status)
-        if self._identity is None or fn_status.serial != self._identity_fn_serial:
-            self._identity = self._read_identity(wire, state)
-            self._identity_fn_serial = fn_status.serial
-        validity, registration = self._slow_facts(wire, fn_status.serial)
-        answers = mapping.PollAnswers(
-            state=state,
-            status=status,
-            fn_status=fn_status,
-            shift=self._fn(wire, cmd.FN_SHIFT, rec.parse_shift_parameters),
-            validity=validity,
-            ofd=self._fn(wire, cmd.FN_OFD_STATUS, rec.parse_ofd_status),
-            registration=registration,
-            resource=self._fn(wire, cmd.FN_RESOURCE, rec.parse_fn_resource),
-        )
-        return mapping.build_snapshot(
-            identity=self._identity,
-            answers=answers,
-            shift_opened_at=self._shift_opened_at(wire, answers),
-            host_time=host_time,
-            fn_firmware=self._fn_firmware,
-        )
-
-    def _read_identity(self, wire: AtolWire, state: rec.DeviceState) -> DeviceInfo:
-        pwd = self.password
-        device_type = self._ask(wire, cmd.request_device_type(pwd), rec.parse_device_type)
-        serial_request = cmd.request_register(cmd.REG_SERIAL, pwd)
-        serial = self._optional(wire, serial_request, rec.parse_serial_register)
-        ffd_request = cmd.request_register(cmd.REG_FFD, pwd)
-        ffd = self._optional(wire, ffd_request, rec.parse_ffd_versions)
-        fn_firmware = self._fn(wire, cmd.FN_FIRMWARE, rec.parse_fn_firmware)
+    def _read_identity(self, session: Session, state: rec.DeviceState) -> DeviceInfo:
+        device_type = self._ask(session, reads.DEVICE_TYPE)
+        serial = self._optional(session, reads.SERIAL)
+        ffd = self._optional(session, reads.FFD_VERSIONS)
+        fn_firmware = self._optional(session, reads.FN_FIRMWARE)
         self._fn_firmware = fn_firmware.version if fn_firmware else None
-        kind = wire.session.transport.kind
+        kind = session.transport.kind
         return mapping.device_info(device_type, serial or state.serial_low, ffd, kind)
 
-    def _status(self, wire: AtolWire) -> rec.StatusCode | None:
+    def _status(self, session: Session, wire: AtolWire) -> rec.StatusCode | None:
         if wire.probe_answer is not None:
             answer, wire.probe_answer = wire.probe_answer, None
-            return rec.parse_status_code(answer)
-        request = cmd.request_status_code(self.password)
-        return self._optional(wire, request, rec.parse_status_code)
+            return reads.STATUS_CODE.parse(answer)
+        return self._optional(session, reads.STATUS_CODE)
 
     def _slow_facts(
-        self, wire: AtolWire, fn_serial: str
+        self, session: Session, fn_serial: str | None
     ) -> tuple[rec.FnValidity | None, rec.Registration | None]:
         """Validity and registration; read less often once the OFD relies on this port."""
         slow = self._slow
@@ -172,12 +160,12 @@ class AtolDriver(WireDriver):
         if self.ofd_via_host and slow and fresh and slow.age + 1 < SLOW_REFRESH_POLLS:
             self._slow = _SlowFacts(fn_serial, slow.age + 1, slow.validity, slow.registration)
             return slow.validity, slow.registration
-        validity = self._fn(wire, cmd.FN_VALIDITY, rec.parse_fn_validity)
-        registration = self._fn(wire, cmd.FN_REGISTRATION, rec.parse_registration)
+        validity = self._optional(session, reads.FN_VALIDITY)
+        registration = self._optional(session, reads.FN_REGISTRATION)
         self._slow = _SlowFacts(fn_serial, 0, validity, registration)
         return validity, registration
 
-    def _shift_opened_at(self, wire: AtolWire, answers: mapping.PollAnswers) -> datetime | None:
+    def _shift_opened_at(self, session: Session, answers: mapping.PollAnswers) -> datetime | None:
         """Inferred once per shift number and cached; null rather than a guess."""
         now = mapping.sighting(answers)
         before, self._sighting = self._sighting, now
@@ -187,8 +175,7 @@ class AtolDriver(WireDriver):
         if now.number not in self._opened:
             opened = mapping.opened_from_transition(before, now)
             if opened is None:
-                request = cmd.request_register(cmd.REG_SHIFT, self.password)
-                register = self._optional(wire, request, rec.parse_shift_register)
+                register = self._optional(session, reads.SHIFT_REGISTER)
                 if register is not None:
                     opened = mapping.opened_from_register(register, now.last_document_at)
             self._opened = {now.number: opened}
@@ -200,37 +187,23 @@ class AtolDriver(WireDriver):
     def _wire(self, session: Session) -> Iterator[AtolWire]:
         """The session's link, probed when unknown; notes what the exchanges revealed."""
         wire = AtolWire(session, self.options, self.layer or LinkLayer.FE)
+        self._line = wire
         try:
             if self.layer is None:
-                self.layer = wire.probe(cmd.request_status_code(self.password))
+                self.layer = wire.probe(self._request(reads.STATUS_CODE))
             yield wire
         except LinkTimeoutError:
             self.layer = self.fixed_layer  # probe again next time: the setting may have changed
             raise
         finally:
+            self._line = None
             if wire.foreign_exchanges >= OFD_RELAY_EXCHANGES:
                 self.ofd_via_host = True  # a setting of the register: it does not come and go
 
-    def _fn(self, wire: AtolWire, sub: int, parse: Callable[[bytes], T]) -> T | None:
-        return self._optional(wire, cmd.request_fn(sub, self.password), parse)
+    def _request(self, read: Read[bytes, Any]) -> cmd.Request:
+        return cmd.request(read.command, read.sub, read.params, self.password)
 
-    def _ask(self, wire: AtolWire, request: cmd.Request, parse: Callable[[bytes], T]) -> T:
-        """One command that must succeed for the poll to mean anything."""
-        return wire.session.retrying(lambda: parse(wire.exchange(request)))
-
-    def _optional(
-        self, wire: AtolWire, request: cmd.Request, parse: Callable[[bytes], T]
-    ) -> T | None:
-        """A command whose absence degrades a field to null instead of failing the poll."""
-        key = (request.code, request.sub)
-        if key in self._unsupported:
-            return None
-        try:
-            return self._ask(wire, request, parse)
-        except UnsupportedCommandError:
-            self._unsupported.add(key)
-            return None
-        except DeviceError as exc:
-            if exc.command not in BUSY_CODES and exc.code in DEGRADE_CODES:
-                return None
-            raise
+    def _exchange(self, session: Session, read: Read[bytes, Any]) -> bytes:
+        wire = self._line
+        assert wire is not None and wire.session is session, "ATOL reads run inside _wire()"
+        return wire.exchange(self._request(read), slow=read.slow)

@@ -14,8 +14,9 @@ runs each command with :meth:`Session.run_link`, and probes the layer (quirk Q1)
 
 Timeouts: FE ``CONTROL`` and ``ANSWER`` both use ``control_timeout_s`` (``ANSWER`` only
 paces the ``C3`` polls of a running task; its ``F0`` result ends the wait early) and
-the number of polls spans ``answer_timeout_s``; LEGACY uses
-:meth:`DriverOptions.timeout_for`. Register 91h reads count as slow (T5 of 30-45 s).
+the number of polls spans ``answer_timeout_s`` (``archive_timeout_s`` for a slow read:
+the driver's table marks register 91h reads slow, T5 of 30-45 s); LEGACY uses
+:meth:`DriverOptions.timeout_for`.
 
 ``foreign_async`` counts ``F0`` packets for tasks that are not ours and
 ``foreign_exchanges`` the exchanges they came during: a result another program left
@@ -34,7 +35,8 @@ import enum
 import math
 from urllib.parse import urlsplit
 
-from kktmon.drivers.base import DriverOptions, Session
+from kktmon.drivers.base import DriverOptions
+from kktmon.drivers.wire import Session
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol.frame import TaskStatus
 from kktmon.protocol.atol.legacy import NAK, LegacyLimits, LegacyLink, LegacySession
@@ -130,9 +132,8 @@ class AtolWire:
         except (ChecksumError, FrameError):
             return None
 
-    def exchange(self, request: cmd.Request, probe: bool = False) -> bytes:
+    def exchange(self, request: cmd.Request, slow: bool = False, probe: bool = False) -> bytes:
         """One command on the current layer; its answer (unchecked)."""
-        slow = request.code == cmd.READ_REGISTER
         if self.layer is LinkLayer.FE:
             return self._fe(request, slow, probe)
         return self._legacy(request, slow, probe)

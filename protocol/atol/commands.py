@@ -2,7 +2,8 @@
 
 A request is ``password(2) command(1) params`` (atol.md section 4.1): the 4-digit access
 password as 2-byte big-endian BCD (factory ``00 00``), never the operator password of
-56h. The only way to get one is :func:`encode_request` (or a ``request_*`` builder),
+56h. The only way to get one is :func:`encode_request` (or :func:`request`, which
+takes the parts a driver's table of reads names: command, sub-code, parameter bytes),
 which returns a :class:`Request`; a :class:`Request` cannot exist for a command outside
 :data:`ALLOWLIST`, and both link machines (:class:`kktmon.protocol.atol.FeLink`,
 :class:`kktmon.protocol.atol.legacy.LegacyLink`) accept nothing else, so the reference's
@@ -23,16 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kktmon.protocol.atol import errors
+from kktmon.protocol.atol.errors import OK_CODES, device_error
 from kktmon.protocol.errors import (
     CommandNotAllowedError,
     ConfigError,
-    DeviceError,
     MalformedAnswerError,
     UnexpectedAnswerError,
-    UnsupportedCommandError,
 )
 
-VENDOR = "atol"
+VENDOR = errors.VENDOR
 DEFAULT_PASSWORD = 0  # access password, table 2 field 23; factory 0000
 
 STATE = 0x3F  # device state
@@ -168,7 +169,23 @@ def encode_request(code: int, data: bytes = b"", password: int = DEFAULT_PASSWOR
     return Request(code, data, password)
 
 
+def request(
+    code: int,
+    sub: int | None = None,
+    params: tuple[int, ...] = (),
+    password: int = DEFAULT_PASSWORD,
+) -> Request:
+    """The :class:`Request` of ``code`` [``sub``] ``params`` (one byte each), through the gate."""
+    data = b"" if sub is None else _sub(code, sub)
+    if not all(0 <= param <= 0xFF for param in params):
+        raise CommandNotAllowedError(VENDOR, f"{command_name(code, sub)} {params}")
+    return encode_request(code, data + bytes(params), password)
+
+
 # ------------------------------------------------------------------ request builders
+
+#: p1 p2 after a 91h register number: 00 00 for every allowed register (section 5.5).
+REGISTER_PARAMS = (0x00, 0x00)
 
 
 def request_state(password: int = DEFAULT_PASSWORD) -> Request:
@@ -184,77 +201,21 @@ def request_device_type(password: int = DEFAULT_PASSWORD) -> Request:
 
 
 def request_firmware(subsystem: int = FIRMWARE_KKT, password: int = DEFAULT_PASSWORD) -> Request:
-    return encode_request(FIRMWARE, _sub(FIRMWARE, subsystem), password)
+    return request(FIRMWARE, subsystem, password=password)
 
 
 def request_register(register: int, password: int = DEFAULT_PASSWORD) -> Request:
-    return encode_request(READ_REGISTER, _sub(READ_REGISTER, register) + b"\x00\x00", password)
+    return request(READ_REGISTER, register, REGISTER_PARAMS, password)
 
 
 def request_fn(sub: int, password: int = DEFAULT_PASSWORD) -> Request:
-    return encode_request(FN_QUERY, _sub(FN_QUERY, sub), password)
+    return request(FN_QUERY, sub, password=password)
 
 
 def _sub(code: int, sub: int) -> bytes:
     if not 0 <= sub <= 0xFF:  # never wrap 130h into 30h
         raise CommandNotAllowedError(VENDOR, f"{command_name(code)} {sub:#x}")
     return bytes([sub])
-
-
-# ------------------------------------------------------------------ error codes
-
-UNSUPPORTED = 0x7A
-WRONG_MODE = 0x66
-WRONG_FN_STATE = 0xD4
-NO_DATA_IN_FN = 0xDA
-READ_EXTENDED = 0xEE
-OK_CODES: frozenset[int] = frozenset({0x00, 0x01})  # 01: control tape processed
-
-# Section 4.4 (TerminalClient's table).
-ERROR_MEANINGS: dict[int, str] = {
-    0x66: "command not allowed in the current mode",
-    0x67: "no paper",
-    0x68: "no link to the printer unit",
-    0x69: "printer mechanical error",
-    0x7A: "command not supported by this model",
-    0x88: "shift longer than 24 hours (Z-report required)",
-    0x8C: "wrong password",
-    0x9A: "receipt closed: operation impossible",
-    0x9B: "receipt open: operation impossible",
-    0x9C: "shift open: operation impossible",
-    0xA4: "invalid password",
-    0xA8: "register not fiscalized",
-    0xBA: "error talking to the fiscal drive",
-    0xBF: "shift numbers in the register and the FN differ",
-    0xD1: "printer head overheat",
-    0xD2: "FN I2C exchange error",
-    0xD3: "FN transfer-format error",
-    0xD4: "wrong FN state for this command",
-    0xD5: "unrecoverable FN error",
-    0xD6: "FN crypto-coprocessor error",
-    0xD7: "FN service life over",
-    0xD8: "FN archive full",
-    0xD9: "wrong date/time passed to the FN",
-    0xDA: "FN has no such data",
-    0xDB: "FN overflow (receipt total)",
-    0xE1: "wrong FN number",
-    0xE7: "invalid FN command parameters",
-    0xE9: "no transport connection (FN)",
-    0xEA: "FN crypto-coprocessor resource exhausted",
-    0xEB: "FN storage resource exhausted",
-    0xEC: "FN cannot accept the OFD message",
-    0xED: "FN has unsent documents",
-    0xEE: "read the extended error code from register 55 (37h)",
-    0xEF: "FN message-wait resource exhausted",
-    0xF0: "FN shift longer than 24 hours",
-    0xF1: "invalid time difference between two FN operations",
-}
-
-
-def device_error(code: int, sub: int | None, error: int) -> DeviceError:
-    meaning = ERROR_MEANINGS.get(error, "undocumented error")
-    kind = UnsupportedCommandError if error == UNSUPPORTED else DeviceError
-    return kind(VENDOR, command_name(code, sub), error, meaning)
 
 
 # ------------------------------------------------------------------ answer checking
@@ -267,8 +228,9 @@ _PREFIX_ONLY = {STATE: STATE_PREFIX, STATUS_CODE: ANSWER_OK}
 def answer_payload(answer: bytes, code: int, sub: int | None = None) -> bytes:
     """Fields of the answer to ``code`` after its prefix and error byte (section 4.2).
 
-    Raises :class:`DeviceError` (or :class:`UnsupportedCommandError`) for an error code,
-    :class:`UnexpectedAnswerError` when the prefix belongs to another answer shape.
+    Raises :class:`DeviceError` (or :class:`UnsupportedCommandError`) for an error code
+    of :mod:`kktmon.protocol.atol.errors`, :class:`UnexpectedAnswerError` when the
+    prefix belongs to another answer shape.
     """
     name = command_name(code, sub)
     if not answer:
@@ -291,7 +253,7 @@ def answer_payload(answer: bytes, code: int, sub: int | None = None) -> bytes:
 
 def _check_error(error: int, code: int, sub: int | None) -> None:
     if error not in OK_CODES:
-        raise device_error(code, sub, error)
+        raise device_error(command_name(code, sub), error)
 
 
 # ------------------------------------------------------------------ encodings

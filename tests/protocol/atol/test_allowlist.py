@@ -1,4 +1,5 @@
-"""The read-only gate: an ATOL :class:`Request` exists for exactly the allowlist, nothing else.
+"""The read-only gate: an ATOL :class:`Request` exists for exactly the allowlist, nothing else,
+and every read in the driver's table (:mod:`kktmon.drivers.atol.reads`) passes it.
 
 The lists below are transcribed independently from atol.md section 6 (not copied from
 the code), so a code dropped from ``NEVER_SEND`` or added to ``ALLOWLIST`` by mistake
@@ -8,10 +9,14 @@ becomes a byte on either transport.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kktmon.drivers.atol import reads
+from kktmon.drivers.wire import Read
 from kktmon.protocol.atol import legacy as atol_legacy
 from kktmon.protocol.atol.commands import (
     ALLOWLIST,
@@ -20,6 +25,7 @@ from kktmon.protocol.atol.commands import (
     Request,
     encode_request,
     is_allowed,
+    request,
     request_firmware,
     request_fn,
     request_register,
@@ -169,3 +175,41 @@ def test_only_allowed_bytes_leave_either_link() -> None:
     assert decode_packet(fe_sent[0]).data[3:] == request.body
     legacy = LegacyLink(request)
     assert atol_legacy.decode_frame(legacy.frame) == request.body
+
+
+# ------------------------------------------------------------------ the driver's reads
+
+
+def _driver_reads() -> list[Read[bytes, object]]:
+    """Every read the driver can make: its table has constants only."""
+    functions = [
+        name
+        for name, value in vars(reads).items()
+        if inspect.isfunction(value) and value.__module__ == reads.__name__ and name[0] != "_"
+    ]
+    assert not functions, "a read built at run time needs sample arguments here"
+    return [value for value in vars(reads).values() if isinstance(value, Read)]
+
+
+@pytest.mark.parametrize("read", _driver_reads(), ids=lambda r: f"{r.command:02X}h {r.sub}")
+def test_every_read_of_the_driver_is_on_the_allowlist(read: Read[bytes, object]) -> None:
+    built = request(read.command, read.sub, read.params, password=1234)
+    assert built.code == read.command and built.sub == read.sub
+    assert reference_allows(built.code, built.data)
+    assert built.body[:2] == b"\x12\x34"
+
+
+def test_register_reads_are_slow_and_no_other() -> None:
+    assert {read.command for read in _driver_reads() if read.slow} == {0x91}
+    assert all(read.slow for read in _driver_reads() if read.command == 0x91)
+
+
+@pytest.mark.parametrize(
+    ("code", "sub", "params"),
+    [(0x91, 0x12, (0x100, 0)), (0x91, 0x12, (-1, 0)), (0x91, 0x12, (0,)), (0x3F, None, (0,))],
+)
+def test_parameters_that_do_not_fit_the_command_are_refused(
+    code: int, sub: int | None, params: tuple[int, ...]
+) -> None:
+    with pytest.raises(CommandNotAllowedError):
+        request(code, sub, params)
