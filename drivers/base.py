@@ -9,11 +9,11 @@ A driver is built from a URL and options and offers two calls:
   never raises for device or link trouble: a failed poll returns the last good facts
   marked ``stale`` with the link state (``busy``, ``unreachable``, ``garbled``).
 
-Wire vendors subclass :class:`WireDriver` and implement :meth:`Driver._identify` and
-:meth:`Driver._poll` against a :class:`Session`, which holds the open byte transport, the
-poll's deadline and link figures. Adapters that reach the register through a vendor's
-driver server (HTTP) subclass :class:`Driver` with their own session type: anything
-that counts bytes and retries and can be closed (:class:`PollSession`).
+Each vendor implements :meth:`Driver._identify` and :meth:`Driver._poll` against one
+poll's session: anything that counts bytes and retries and can be closed
+(:class:`PollSession`). Wire vendors subclass :class:`kktmon.drivers.wire.WireDriver`,
+whose session is the open byte transport; adapters that reach the register through a
+vendor's driver server (HTTP) subclass :class:`Driver` with their own session type.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import ClassVar, Generic, Protocol, TypeVar
 
-import tenacity
 from pydantic import BaseModel, ConfigDict, Field
 
-from kktmon.drivers.transport import Transport, open_transport
+from kktmon.drivers.transport import Transport
 from kktmon.protocol.errors import (
     ChecksumError,
     ConfigError,
@@ -47,10 +46,7 @@ from kktmon.protocol.errors import (
     WrongRegisterError,
 )
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkInfo, LinkState
-from kktmon.protocol.link import LinkMachine, Purge, Send, Wait, WaitKind
-
-T = TypeVar("T")
-A = TypeVar("A")
+from kktmon.protocol.link import WaitKind
 
 
 class PollSession(Protocol):
@@ -102,89 +98,6 @@ class DriverOptions(BaseModel):
         if kind is WaitKind.BYTE:
             return self.byte_timeout_s
         return self.archive_timeout_s if slow else self.answer_timeout_s
-
-
-class Session:
-    """One poll's open port: the transport, the deadline and the link figures."""
-
-    def __init__(self, url: str, factory: TransportFactory, options: DriverOptions) -> None:
-        self.url = url
-        self.options = options
-        self._factory = factory
-        self.deadline = time.monotonic() + options.poll_deadline_s
-        self.retries = 0
-        self._closed_tx = self._closed_rx = 0
-        self.transport = factory(url)
-
-    @property
-    def bytes_tx(self) -> int:
-        return self._closed_tx + self.transport.bytes_tx
-
-    @property
-    def bytes_rx(self) -> int:
-        return self._closed_rx + self.transport.bytes_rx
-
-    def remaining(self) -> float:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise LinkTimeoutError(f"{self.url}: poll deadline of {self.options.poll_deadline_s} s")
-        return left
-
-    def run_link(self, link: LinkMachine[A], timeout_for: Callable[[WaitKind], float]) -> A:
-        """Drive any vendor's sans-I/O link machine over this transport to its answer."""
-        actions = link.start()
-        try:
-            while True:
-                wait = WaitKind.CONTROL
-                for action in actions:
-                    if isinstance(action, Purge):
-                        self.transport.reset_input()
-                    elif isinstance(action, Send):
-                        self.transport.write(action.data)
-                    elif isinstance(action, Wait):
-                        wait = action.kind
-                if link.done and link.answer is not None:
-                    return link.answer
-                data = self.transport.read(512, min(timeout_for(wait), self.remaining()))
-                actions = link.receive(data) if data else link.timeout()
-        finally:
-            self.retries += link.retries
-
-    def reopen(self) -> None:
-        """Replace a transport the peer closed (a TCP register dropping the client)."""
-        self._closed_tx += self.transport.bytes_tx
-        self._closed_rx += self.transport.bytes_rx
-        self.transport.close()
-        self.transport = self._factory(self.url)
-
-    def retrying(self, exchange: Callable[[], T]) -> T:
-        """Run one request/answer exchange, retrying garbled or dropped exchanges.
-
-        Link-level retries (ENQ, NAK resend) happen inside the vendor's state machine;
-        this is the next level up: the whole exchange again, with backoff, bounded by
-        the poll deadline. Silence is not retried here: the link already gave up.
-        """
-        retryer = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.options.exchange_attempts)
-            | tenacity.stop_after_delay(max(self.deadline - time.monotonic(), 0)),
-            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
-            retry=tenacity.retry_if_exception_type(_RETRYABLE),
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
-        return retryer(exchange)
-
-    def _before_retry(self, state: tenacity.RetryCallState) -> None:
-        self.retries += 1
-        outcome = state.outcome
-        if outcome is not None and isinstance(outcome.exception(), TransportClosedError):
-            self.reopen()
-
-    def close(self) -> None:
-        self.transport.close()
-
-
-_RETRYABLE = (ChecksumError, FrameError, UnexpectedAnswerError, TransportClosedError)
 
 
 class Driver(ABC, Generic[S]):
@@ -286,24 +199,6 @@ class Driver(ABC, Generic[S]):
     @abstractmethod
     def _poll(self, session: S) -> HealthSnapshot:
         """Read everything over an open session; the base fills in ``link``."""
-
-
-class WireDriver(Driver[Session]):
-    """Base of the drivers that speak a register's own protocol over a byte transport."""
-
-    def __init__(
-        self,
-        url: str,
-        options: DriverOptions | None = None,
-        *,
-        transport_factory: TransportFactory = open_transport,
-        clock: Clock = local_now,
-    ) -> None:
-        self._transport_factory = transport_factory  # before setup(), which may wrap it
-        super().__init__(url, options, clock=clock)
-
-    def _open_session(self) -> Session:
-        return Session(self.url, self._transport_factory, self.options)
 
 
 def error_code(exc: BaseException) -> str:
