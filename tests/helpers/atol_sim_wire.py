@@ -10,13 +10,13 @@ driver would, with short timeouts.
 
 from __future__ import annotations
 
+import sim_wire
 from sim_wire import Wire
 
-from kktmon.drivers.transport import open_transport
 from kktmon.protocol.atol.frame import PacketReader, decode_packet, encode_packet
 from kktmon.protocol.atol.legacy import ACK, ENQ, EOT, FrameReader, LegacyLink
 from kktmon.protocol.atol.link import FeLink
-from kktmon.protocol.link import Done, Purge, Send, Wait, WaitKind
+from kktmon.protocol.link import WaitKind
 
 # Short link timeouts: the emulator answers at once unless a fault says otherwise.
 HOST_TIMEOUTS = {WaitKind.CONTROL: 0.3, WaitKind.ANSWER: 0.3, WaitKind.BYTE: 0.2}
@@ -91,22 +91,4 @@ def legacy_transact(wire: Wire, frame: bytes) -> bytes:
 
 def run_host(url: str, link: FeLink | LegacyLink) -> bytes:
     """Drive a host link machine over a real transport to its answer (a driver's loop)."""
-    transport = open_transport(url, timeout=1.0)
-    try:
-        actions = link.start()
-        while True:
-            wait = WaitKind.CONTROL
-            for action in actions:
-                if isinstance(action, Purge):
-                    transport.reset_input()
-                elif isinstance(action, Send):
-                    transport.write(action.data)
-                elif isinstance(action, Wait):
-                    wait = action.kind
-                elif isinstance(action, Done):
-                    assert link.answer is not None
-                    return link.answer
-            data = transport.read(512, HOST_TIMEOUTS[wait])
-            actions = link.receive(data) if data else link.timeout()
-    finally:
-        transport.close()
+    return sim_wire.run_host(url, link, HOST_TIMEOUTS)

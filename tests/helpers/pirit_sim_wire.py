@@ -3,16 +3,15 @@
 The wires themselves are :mod:`sim_wire`'s (a TCP socket, a serial port on a pty).
 Requests are built with the codec's low-level encoder, which has no allowlist: the
 tests also send what the gate forbids. :func:`host_exchange` runs the codec's
-:class:`~kktmon.protocol.pirit.HostLink` over a socket with short timeouts.
+:class:`~kktmon.protocol.pirit.HostLink` with :func:`sim_wire.run_host`, with short
+timeouts.
 """
 
 from __future__ import annotations
 
-import socket
+from sim_wire import Wire, run_host
 
-from sim_wire import Wire
-
-from kktmon.protocol.link import Action, Done, Purge, Send, Wait, WaitKind
+from kktmon.protocol.link import WaitKind
 from kktmon.protocol.pirit.frame import ETX, STX, Field, Reply, decode_reply_frame
 from kktmon.protocol.pirit.frame import encode_request_frame as encode
 from kktmon.protocol.pirit.link import HostLink
@@ -48,43 +47,6 @@ def ask(wire: Wire, frame: bytes) -> Reply:
     return decode_reply_frame(read_reply(wire))
 
 
-def _purge(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    try:
-        while sock.recv(4096):
-            pass
-    except BlockingIOError:
-        pass
-    sock.setblocking(True)
-
-
-def _perform(sock: socket.socket, actions: list[Action]) -> tuple[Reply | None, bytes]:
-    """Carry out actions; (the answer when Done, else the bytes the last Wait got)."""
-    received = b""
-    for action in actions:
-        if isinstance(action, Done):
-            assert isinstance(action.answer, Reply)
-            return action.answer, b""
-        if isinstance(action, Send):
-            sock.sendall(action.data)
-        elif isinstance(action, Purge):
-            _purge(sock)
-        elif isinstance(action, Wait):
-            sock.settimeout(WAITS_S[action.kind])
-            try:
-                received = sock.recv(4096)
-            except TimeoutError:
-                received = b""
-    return None, received
-
-
 def host_exchange(url: str, link: HostLink) -> Reply:
     """Run one exchange of the codec's host link against a simulator on ``url``."""
-    host, port = url.removeprefix("socket://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=1) as sock:
-        actions = link.start()
-        while True:
-            reply, received = _perform(sock, actions)
-            if reply is not None:
-                return reply
-            actions = link.receive(received) if received else link.timeout()
+    return run_host(url, link, WAITS_S)

@@ -1,19 +1,24 @@
 """Raw-byte clients for the simulator tests: a TCP socket and a serial port on a pty.
 
 No driver is involved: tests write the bytes of shtrih-m.md section 3 themselves and
-look at every byte that comes back. ``tests/simulators/conftest.py`` registers this file
-as the module ``sim_wire`` (``tests/`` is not a package).
+look at every byte that comes back (``pirit_sim_wire`` and ``atol_sim_wire`` add their
+vendors' frames). :func:`run_host` is the one exception: it runs any vendor's host link
+machine over a real transport, as a driver's loop does, with short timeouts.
+pytest puts ``tests/helpers`` on ``sys.path``, so this is the module ``sim_wire``.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import serial
 
+from kktmon.drivers.transport import open_transport
+from kktmon.protocol.link import LinkMachine, Purge, Send, Wait, WaitKind
 from kktmon.protocol.shtrih.frame import ACK, ENQ, NAK, STRAY, Frame, command_bytes, decode_frame
 from kktmon.protocol.shtrih.frame import encode_frame as encode
 
@@ -21,6 +26,10 @@ from kktmon.protocol.shtrih.frame import encode_frame as encode
 NOW = datetime(2026, 1, 15, 16, 7, 40)
 READ_TIMEOUT_S = 1.0  # generous: only reached when a test is about to fail
 QUIET_S = 0.15  # how long "nothing arrives" is watched for
+#: Host-side waits of :func:`run_host`; short, a test only waits on a failure.
+HOST_WAITS = {WaitKind.CONTROL: 0.3, WaitKind.ANSWER: 0.3, WaitKind.BYTE: 0.3}
+
+A = TypeVar("A")
 
 
 def h(text: str) -> bytes:
@@ -119,3 +128,25 @@ def transact(wire: Wire, frame: bytes, stray: bool) -> bytes:
 
 def answer_of(wire: Wire, frame: bytes, stray: bool = True) -> Frame:
     return decode_frame(transact(wire, frame, stray))
+
+
+def run_host(url: str, link: LinkMachine[A], waits: Mapping[WaitKind, float] = HOST_WAITS) -> A:
+    """Drive a host link machine over a real transport to its answer (a driver's loop)."""
+    transport = open_transport(url, timeout=1.0)
+    try:
+        actions = link.start()
+        while True:
+            wait = WaitKind.CONTROL
+            for action in actions:
+                if isinstance(action, Purge):
+                    transport.reset_input()
+                elif isinstance(action, Send):
+                    transport.write(action.data)
+                elif isinstance(action, Wait):
+                    wait = action.kind
+            if link.done and link.answer is not None:
+                return link.answer
+            data = transport.read(512, waits[wait])
+            actions = link.receive(data) if data else link.timeout()
+    finally:
+        transport.close()

@@ -101,12 +101,6 @@ def test_a_pty_survives_the_driver_closing_and_reopening_the_port(pty: PtyServer
             client.close()
 
 
-def test_disconnect_is_ignored_on_a_pty(serial_wire: SerialWire, state: DeviceState) -> None:
-    state.faults.disconnect_after = 1
-    for _ in range(2):
-        answer_of(serial_wire, request(0xFC, password=None), stray=False)
-
-
 def test_tcp_and_pty_share_one_device(emulator: ShtrihEmulator) -> None:
     with TcpServer(emulator) as tcp, PtyServer(emulator) as pty:
         net, line = SocketWire(tcp.url), SerialWire(pty.url)

@@ -1,4 +1,8 @@
-"""Every fault mode of the Pirit simulator, observed on the wire; and the host link copes.
+"""The Pirit meaning of each fault mode, observed on the wire; and how the host link
+reports the faults a Pirit does not recover from.
+
+Silence, hanging up and the host link riding out each fault are the contract of
+``tests/simulators/test_faults_wire.py``, for every wire vendor.
 
 Waits here are lower bounds only ("nothing arrived yet"), which a slow machine cannot
 make fail; nothing asserts how long anything took.
@@ -6,54 +10,20 @@ make fail; nothing asserts how long anything took.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pirit_sim_wire import ask, host_exchange, read_reply, request
-from sim_wire import NOW, SerialWire, SocketWire, quiet
+from sim_wire import SocketWire, quiet
 
 from kktmon.protocol.errors import ChecksumError, FrameError
-from kktmon.protocol.pirit.fn_records import parse_fn_serial, parse_fn_status
+from kktmon.protocol.pirit.fn_records import parse_fn_status
 from kktmon.protocol.pirit.frame import ACK, ENQ, decode_reply_frame
 from kktmon.protocol.pirit.link import HostLink
 from kktmon.protocol.pirit.records import parse_status
 from kktmon.simulators.pirit.emulator import PiritEmulator
 from kktmon.simulators.scenario import DeviceState
-from kktmon.simulators.server import PtyServer, TcpServer
+from kktmon.simulators.server import TcpServer
 
 STATUS = request(0x00)
-
-
-@pytest.fixture
-def pirit(state: DeviceState) -> PiritEmulator:
-    return PiritEmulator(state, clock=lambda: NOW, seed=7)
-
-
-@pytest.fixture
-def pirit_tcp(pirit: PiritEmulator) -> Iterator[TcpServer[PiritEmulator]]:
-    with TcpServer(pirit) as server:
-        yield server
-
-
-@pytest.fixture
-def pwire(pirit_tcp: TcpServer[PiritEmulator]) -> Iterator[SocketWire]:
-    client = SocketWire(pirit_tcp.url)
-    yield client
-    client.close()
-
-
-def test_silent_register_answers_nothing_not_even_enq(
-    pwire: SocketWire, state: DeviceState
-) -> None:
-    state.faults.silent = True
-    pwire.send(bytes([ENQ]))
-    assert quiet(pwire) == b""
-    pwire.send(STATUS)
-    assert quiet(pwire) == b""
-    pwire.send(STATUS[:9])  # a stalled frame gets no 05h either
-    assert quiet(pwire, 0.4) == b""
-    state.faults.silent = False
-    assert ask(pwire, STATUS).error == 0
 
 
 def test_garbage_before_stx_is_printable_noise_before_each_reply(
@@ -126,26 +96,6 @@ def test_busy_printing_shows_a_receipt_still_printing(
     assert not parse_status(ask(pwire, STATUS)).document.open
 
 
-def test_disconnect_after_hangs_up_after_n_commands(pwire: SocketWire, state: DeviceState) -> None:
-    state.faults.disconnect_after = 2
-    assert ask(pwire, STATUS).error == 0
-    assert ask(pwire, STATUS).error == 0
-    assert pwire.read(1) == b""  # EOF
-
-
-def test_disconnect_after_cannot_hang_up_a_serial_line(
-    pirit: PiritEmulator, state: DeviceState
-) -> None:
-    state.faults.disconnect_after = 1
-    with PtyServer(pirit) as server:
-        wire = SerialWire(server.url)
-        try:
-            assert ask(wire, STATUS).error == 0
-            assert ask(wire, STATUS).error == 0
-        finally:
-            wire.close()
-
-
 def test_pending_answer_is_a_recovery_reply_before_the_first_reply_only(
     pirit_tcp: TcpServer[PiritEmulator], state: DeviceState
 ) -> None:
@@ -175,26 +125,6 @@ def test_stray_ff_is_not_a_pirit_quirk_and_changes_nothing(
 
 
 # ------------------------------------------------------------------ the host side copes
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"garbage_before_stx": 5},
-        {"pending_answer": True},
-        {"slow_answer_s": 0.6},  # longer than the ANSWER wait: ENQ proves it alive
-        {"busy_printing": True},
-        {"stray_ff": True},
-    ],
-    ids=lambda fault: next(iter(fault)),
-)
-def test_host_link_gets_the_reply_despite_the_fault(
-    pirit_tcp: TcpServer[PiritEmulator], state: DeviceState, fault: dict[str, object]
-) -> None:
-    for name, value in fault.items():
-        setattr(state.faults, name, value)
-    reply = host_exchange(pirit_tcp.url, HostLink(request(0x78, 1)))
-    assert parse_fn_serial(reply) == state.fn.serial
 
 
 @pytest.mark.parametrize(

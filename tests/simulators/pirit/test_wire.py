@@ -6,7 +6,7 @@ facts each example decodes to; the link rules of section 2 are checked on the wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,34 +19,7 @@ from kktmon.protocol.pirit.frame import ACK, ENQ, LF, decode_reply_frame
 from kktmon.protocol.pirit.records import parse_clock, parse_error_reason, parse_status
 from kktmon.simulators.pirit.emulator import PiritEmulator
 from kktmon.simulators.scenario import DeviceState
-from kktmon.simulators.server import PtyServer, TcpServer
-
-
-@pytest.fixture
-def pirit(state: DeviceState) -> PiritEmulator:
-    return PiritEmulator(state, clock=lambda: NOW, seed=7)
-
-
-@pytest.fixture
-def pirit_tcp(pirit: PiritEmulator) -> Iterator[TcpServer[PiritEmulator]]:
-    with TcpServer(pirit) as server:
-        yield server
-
-
-@pytest.fixture
-def pwire(pirit_tcp: TcpServer[PiritEmulator]) -> Iterator[SocketWire]:
-    client = SocketWire(pirit_tcp.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def pserial(pirit: PiritEmulator) -> Iterator[SerialWire]:
-    with PtyServer(pirit) as server:
-        client = SerialWire(server.url)
-        yield client
-        client.close()
-
+from kktmon.simulators.server import TcpServer
 
 # ------------------------------------------------------------------ worked examples
 

@@ -8,9 +8,6 @@ the other's probe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from atol_sim_wire import (
     fe_ask,
     fe_send,
@@ -37,24 +34,6 @@ from kktmon.simulators.server import PtyServer, TcpServer
 FN_STATUS_TASK = h("00 00 A4 30")
 WRONG_PASSWORD_TASK = h("12 34 A4 30")
 STATE_FRAME = encode_frame(h("00 00 3F"))
-
-
-@pytest.fixture
-def fe(state: DeviceState) -> Iterator[tuple[AtolEmulator, SocketWire]]:
-    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer="fe")
-    with TcpServer(emulator) as server:
-        wire = SocketWire(server.url)
-        yield emulator, wire
-        wire.close()
-
-
-@pytest.fixture
-def legacy(state: DeviceState) -> Iterator[tuple[AtolEmulator, SocketWire]]:
-    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer="legacy")
-    with TcpServer(emulator) as server:
-        wire = SocketWire(server.url)
-        yield emulator, wire
-        wire.close()
 
 
 # ------------------------------------------------------------------ FE
