@@ -24,18 +24,19 @@ from kktmon.simulators.http_server import HttpApp, HttpFakeServer, run_http
 from kktmon.simulators.scenario import DeviceState, default_state, load_scenario
 from kktmon.simulators.server import DeviceEmulator, TcpServer, run
 
-#: Built-in emulators: vendor -> (module, class). Each takes a DeviceState.
+#: Built-in emulators: vendor -> (its subpackage, the class it re-exports). Each takes a
+#: DeviceState.
 BUILTIN_SIMULATORS: dict[str, tuple[str, str]] = {
-    "shtrih": ("kktmon.simulators.shtrih.emulator", "ShtrihEmulator"),
-    "pirit": ("kktmon.simulators.pirit.emulator", "PiritEmulator"),
-    "atol": ("kktmon.simulators.atol.emulator", "AtolEmulator"),
+    "shtrih": ("kktmon.simulators.shtrih", "ShtrihEmulator"),
+    "pirit": ("kktmon.simulators.pirit", "PiritEmulator"),
+    "atol": ("kktmon.simulators.atol", "AtolEmulator"),
 }
 
-#: Built-in fake driver servers: vendor -> (module, class). Each takes a DeviceState and
-#: keyword options of its own (``generation`` for atol-web).
+#: Built-in fake driver servers: vendor -> (its subpackage, the class it re-exports). Each
+#: takes a DeviceState and keyword options of its own (``generation`` for atol-web).
 BUILTIN_SERVER_FAKES: dict[str, tuple[str, str]] = {
-    "atol-web": ("kktmon.simulators.atol_web.app", "AtolWebApp"),
-    "kkmserver": ("kktmon.simulators.kkmserver.app", "KkmserverApp"),
+    "atol-web": ("kktmon.simulators.atol_web", "AtolWebApp"),
+    "kkmserver": ("kktmon.simulators.kkmserver", "KkmserverApp"),
 }
 
 
