@@ -217,6 +217,7 @@ def seen(is_open: bool, number: int, last: int, at: datetime | None = LAST_DOC) 
         (seen(True, 42, 500), seen(True, 42, 501), None),  # no transition
         (None, seen(True, 42, 501), None),  # first poll
         (seen(False, 41, 500), seen(False, 41, 500), None),  # still closed
+        (seen(False, 41, 500), ShiftSighting(True, 42, None, None), None),  # no FD number
     ],
 )
 def test_opening_inferred_from_the_open_flag_changing(
