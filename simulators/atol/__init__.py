@@ -1,4 +1,5 @@
-"""ATOL register emulator: ``emulator``, both link layers, the task buffer, ``answers``."""
+"""A simulated ATOL register: ``emulator`` (commands and gates), two link layers (``link``
+for FE "АТОЛ 3.0" with its ``task_buffer``, ``legacy_link`` for "2.4") and ``answers``."""
 
 from kktmon.simulators.atol.emulator import AtolEmulator
 

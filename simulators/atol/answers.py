@@ -1,35 +1,50 @@
-"""ATOL command answers (atol.md sections 4-5): the shape around the fields, and refusals.
+"""What a simulated ATOL register answers (atol.md sections 4-5), from the device state.
 
-Pure functions, no link layer: :func:`answer` takes a task body as both link layers carry
-it (``password(2) command params``) and returns the command answer in the shape of
-section 4.2: ``44 ...`` for 3Fh, ``55 mode flags`` for 45h, ``err ...`` for A5h and
-``55 err data`` for everything else; the fields come from
-:mod:`kktmon.simulators.atol.fields`.
+One builder per allowed (command, sub-command): it gets the :class:`Context` and returns
+the fields that follow the answer's prefix and error byte, or raises
+:class:`~kktmon.simulators.emulator.RefusalError` with an error code;
+:mod:`kktmon.simulators.atol.emulator` picks the builder and :func:`shaped` /
+:func:`refusal` give the answer the shape of section 4.2: ``44 ...`` for 3Fh,
+``55 mode flags`` for 45h, ``err ...`` for A5h and ``55 err data`` for everything else.
 
-Refusals: a command outside the allowlist of :mod:`kktmon.protocol.atol.commands`, or one
-the scenario lists in ``unsupported`` (``"A4"`` for all of A4h, ``"A43D"`` for one
-sub-command), is answered 7Ah; a wrong access password 8Ch; FN queries that make no sense
-in the FN's phase D4h, as the Shtrih-M emulator refuses its twins.
+Encodings follow section 4.3 (quirk Q7): BCD, most significant first, for 3Fh, 9Dh and
+the 91h registers; the FN pass-through queries (A4h) answer the drive's own binary
+records from :mod:`kktmon.simulators.fn`, as their Shtrih-M twins do for the same state.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from kktmon.protocol.atol import commands as cmd
-from kktmon.protocol.atol.commands import (
-    ANSWER_OK,
-    OK_CODES,
-    STATE_PREFIX,
-    UNSUPPORTED,
-    is_allowed,
-    password_bytes,
-)
-from kktmon.simulators.atol.fields import COMMANDS, Context, RefusalError
+from kktmon.protocol.atol.commands import ANSWER_OK, STATE_PREFIX, int_to_bcd
+from kktmon.protocol.atol.errors import OK_CODES, WRONG_FN_STATE
+from kktmon.simulators import emulator, fn
+from kktmon.simulators.fn import FFD_CODES, le
 from kktmon.simulators.scenario import DeviceState
+from kktmon.simulators.server import Transport
 
-WRONG_PASSWORD = 0x8C
+DEFAULT_MODEL_CODE = 61  # ATOL 30Ф, the model of E6
+PROTOCOL_VERSION = 0x01  # E2
+DEVICE_KKT = 0x01
+DEVICE_MODE = b"\x10\x00"  # A5h offsets 4-5, meaning not established: E2's bytes
+KKT_NUMBER = 1  # "KKT number in the shop" of 3Fh
+DECIMALS = 2
+# 3Fh offset 29: which interface the host is on. A pty stands for USB-CDC, the usual
+# ATOL cable (E6 was read over USB); TCP is Ethernet.
+INTERFACES: dict[Transport, int] = {"pty": 4, "tcp": 6}
 _PREFIXES = {cmd.STATE: bytes([STATE_PREFIX]), cmd.STATUS_CODE: bytes([ANSWER_OK])}
+
+
+@dataclass(frozen=True)
+class Context(emulator.Context):
+    transport: Transport  # the interface the host is on (3Fh reports it)
+
+
+Handler = Callable[[Context], bytes]  # the fields after the prefix and error byte
 
 
 @dataclass(frozen=True)
@@ -44,43 +59,174 @@ class Answer:
         return self.error in OK_CODES
 
 
-# ------------------------------------------------------------------ the entry point
-
-
-def command_allowed(command: bytes) -> bool:
-    """``command`` = command byte and params (no password): on the read-only allowlist?"""
-    return bool(command) and is_allowed(command[0], command[1:])
-
-
 def refusal(code: int, error: int) -> Answer:
     """``err`` alone for A5h (its error comes first), ``55 err`` for every other command."""
     return Answer(bytes([error]) if code == cmd.DEVICE_TYPE else bytes([ANSWER_OK, error]), error)
 
 
-def _key(command: bytes) -> tuple[int, int | None]:
-    code = command[0]
-    return (code, command[1]) if cmd.ALLOWLIST[code].sub_codes else (code, None)
-
-
-def _lacks(state: DeviceState, key: tuple[int, int | None]) -> bool:
-    code, sub = key
-    return state.lacks(code) or (sub is not None and state.lacks(code << 8 | sub))
-
-
-def answer(ctx: Context, body: bytes, password: int) -> Answer:
-    """The answer to one task body ``password(2) command params``."""
-    command = body[2:]
-    if not command_allowed(command) or _key(command) not in COMMANDS:
-        return refusal(command[0] if command else 0, UNSUPPORTED)
-    key = _key(command)
-    if _lacks(ctx.state, key):
-        return refusal(key[0], UNSUPPORTED)
-    if body[:2] != password_bytes(password):
-        return refusal(key[0], WRONG_PASSWORD)
-    try:
-        fields = COMMANDS[key](ctx)
-    except RefusalError as exc:
-        return refusal(key[0], exc.code)
-    if key[0] == cmd.DEVICE_TYPE:
+def shaped(code: int, fields: bytes) -> Answer:
+    """A successful answer in the shape of section 4.2: its prefix, then ``fields``."""
+    if code == cmd.DEVICE_TYPE:
         return Answer(b"\x00" + fields)
-    return Answer(_PREFIXES.get(key[0], bytes([ANSWER_OK, 0])) + fields)
+    return Answer(_PREFIXES.get(code, bytes([ANSWER_OK, 0])) + fields)
+
+
+# ------------------------------------------------------------------ encodings
+
+
+def _bcd(value: int, size: int) -> bytes:
+    """Big-endian BCD; a value too long for the field keeps its low digits, as counters do."""
+    return int_to_bcd(value % 10 ** (2 * size), size)
+
+
+def _bcd_stamp(moment: datetime, layout: str) -> bytes:
+    """BCD bytes of ``moment`` in a strftime ``layout`` of two-digit fields."""
+    return bytes.fromhex(moment.strftime(layout))
+
+
+def _version(text: str) -> bytes:
+    """``"3.0"`` -> ``03 00``; the first two numbers of any version string (``T.3`` -> 3.0)."""
+    numbers = [int(group) % 100 for group in re.findall(r"\d+", text)] + [0, 0]
+    return _bcd(numbers[0], 1) + _bcd(numbers[1], 1)
+
+
+def _serial14(state: DeviceState) -> str:
+    # ATOL serials have 14 digits; a 16-digit scenario serial keeps its last 14.
+    return state.serial[-14:]
+
+
+# ------------------------------------------------------------------ 3Fh, 45h, A5h, 9Dh
+
+
+def _state_flags(state: DeviceState) -> int:
+    flags = 0
+    if state.fn.phase & 0x02:
+        flags |= 0x01  # fiscalized: fiscal mode was opened
+    if state.shift.is_open:
+        flags |= 0x02
+    if state.printer.paper != "out":
+        flags |= 0x08
+    if state.printer.cover_open:
+        flags |= 0x20
+    if state.fn.phase & 0x01:
+        flags |= 0x40  # FN set up
+    return flags
+
+
+def device_state(ctx: Context) -> bytes:
+    state, shift = ctx.state, ctx.state.shift
+    model = state.model_code if state.model_code is not None else DEFAULT_MODEL_CODE
+    next_receipt = shift.receipts + 1 if shift.is_open else 1
+    last_closed = shift.number - 1 if shift.is_open else shift.number
+    return b"".join(
+        [
+            b"\x00",  # cashier
+            bytes([KKT_NUMBER]),
+            _bcd_stamp(ctx.now, "%y%m%d%H%M%S"),
+            bytes([_state_flags(state)]),
+            bytes.fromhex(_serial14(state)[-8:]),
+            bytes([model]),
+            b"\x00\x00",  # firmware of old models / reserved
+            b"\x00",  # mode 0 (selection), submode 0: E6 shows it with a shift open
+            _bcd(next_receipt, 2),
+            _bcd(max(last_closed, 0), 2),
+            b"\x00",  # no receipt open
+            _bcd(0, 5),  # its total
+            bytes([DECIMALS, INTERFACES[ctx.transport]]),
+        ]
+    )
+
+
+def _printer_flags(state: DeviceState) -> int:
+    printer, flags = state.printer, 0
+    if printer.paper == "out":
+        flags |= 0x01
+    if printer.fault:
+        flags |= 0x04  # mechanical / unrecoverable printer error
+    if printer.paper == "near_end":
+        flags |= 0x80
+    return flags
+
+
+def status_code(ctx: Context) -> bytes:
+    return bytes([0x00, _printer_flags(ctx.state)])
+
+
+def device_type(ctx: Context) -> bytes:
+    state = ctx.state
+    model = state.model_code if state.model_code is not None else DEFAULT_MODEL_CODE
+    head = bytes([PROTOCOL_VERSION, DEVICE_KKT, model]) + DEVICE_MODE
+    version = _version(state.firmware) + b"\x00" + _bcd(state.firmware_build, 2)
+    return head + version + state.model.encode("cp866", errors="replace")
+
+
+def firmware(sub: int) -> Handler:
+    def handler(ctx: Context) -> bytes:
+        state = ctx.state
+        if sub == cmd.FIRMWARE_FISCAL_MEMORY:  # the FN stands in for the fiscal memory
+            text, build = state.fn.firmware, 0
+        else:  # the KKT's firmware, and the boot block reported as the same build
+            text, build = state.firmware, state.firmware_build
+        return _version(text) + b"\x00" + _bcd(build, 2)
+
+    return handler
+
+
+# ------------------------------------------------------------------ 91h registers
+
+
+def reg_clock(ctx: Context) -> bytes:
+    # No documented layout: the same DD MM YY hh mm ss BCD as register 12h.
+    return _bcd_stamp(ctx.now, "%d%m%y%H%M%S")
+
+
+def reg_shift(ctx: Context) -> bytes:
+    # [L] The stamp is taken as the moment the shift opened (TerminalClient reads it so
+    # in one place); an expired shift is still open (state 1).
+    shift = ctx.state.shift
+    if not shift.is_open or shift.opened_at is None:
+        return bytes(7)
+    return b"\x01" + _bcd_stamp(shift.opened_at, "%d%m%y%H%M%S")
+
+
+def reg_serial(ctx: Context) -> bytes:
+    return bytes.fromhex(_serial14(ctx.state))
+
+
+def reg_unsent(ctx: Context) -> bytes:
+    return _bcd(ctx.state.ofd.unsent_count, 3)
+
+
+def reg_ffd(ctx: Context) -> bytes:
+    ffd = ctx.state.ffd
+    return bytes([FFD_CODES[ffd.device], FFD_CODES[ffd.fn]])
+
+
+def reg_extended_error(ctx: Context) -> bytes:
+    return b"\x00\x00"
+
+
+# ------------------------------------------------------------------ A4h FN queries
+
+
+def fn_record(read: Callable[[DeviceState], bytes]) -> Handler:
+    """The handler of an FN pass-through query: the drive's own record."""
+    return lambda ctx: read(ctx.state)
+
+
+def fn_resource(state: DeviceState) -> bytes:
+    return fn.resource(state, marking=False)
+
+
+def fn_registration(state: DeviceState) -> bytes:
+    return fn.registration(state, wrong_state=WRONG_FN_STATE, long_layout=False)
+
+
+def fn_ffd(ctx: Context) -> bytes:
+    # [L] FN command 3Ah: the FFD in use, then the highest the FN supports.
+    ffd = ctx.state.ffd
+    return bytes([FFD_CODES[ffd.registered], FFD_CODES[ffd.fn]])
+
+
+def fn_days_left(ctx: Context) -> bytes:
+    return le(max((ctx.state.fn.valid_until - ctx.now.date()).days, 0), 2)

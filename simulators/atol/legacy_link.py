@@ -41,8 +41,8 @@ from kktmon.protocol.atol.legacy import (
     encode_frame,
 )
 from kktmon.protocol.errors import ProtocolError
-from kktmon.simulators.scenario import Faults
-from kktmon.simulators.server import Close, Output, Transport, Write
+from kktmon.simulators.emulator import DeviceLink, flip_last_byte
+from kktmon.simulators.server import Output, Transport, Write
 
 if TYPE_CHECKING:
     from kktmon.simulators.atol.emulator import AtolEmulator
@@ -67,14 +67,14 @@ class _State(enum.Enum):
 _FRAME_STATES = frozenset({_State.RECEIVING, _State.WAIT_EOT})
 
 
-class LegacyDeviceLink:
+class LegacyDeviceLink(DeviceLink["AtolEmulator"]):
     """Device side of one LEGACY connection, with the scenario's faults."""
 
     byte_timeout_s = BYTE_TIMEOUT_S
+    busy_delay_s = BUSY_DELAY_S
 
     def __init__(self, emulator: AtolEmulator, transport: Transport) -> None:
-        self._emulator = emulator
-        self._transport = transport
+        super().__init__(emulator, transport)
         self._reader = FrameReader()
         self._foreign = PacketReader()  # only to find where an FE packet ends
         self._state = _State.IDLE
@@ -86,21 +86,13 @@ class LegacyDeviceLink:
         self._closed = 0  # exchanges closed with our EOT (disconnect_after)
 
     @property
-    def _faults(self) -> Faults:
-        return self._emulator.state.faults
-
-    @property
     def mid_frame(self) -> bool:
         return self._reader.started or self._state is _State.FOREIGN
 
-    def start(self) -> list[Output]:
-        if self._faults.pending_answer:
-            self._stale = self._emulator.stale_answer(self._transport)
-        return []
+    def hold_stale_answer(self) -> None:
+        self._stale = self.emulator.stale_answer(self.transport)
 
-    def feed(self, data: bytes) -> list[Output]:
-        if self._faults.silent:
-            return []
+    def receive(self, data: bytes) -> list[Output]:
         outputs: list[Output] = []
         for index, byte in enumerate(data):
             if self._state is _State.FOREIGN:
@@ -121,7 +113,7 @@ class LegacyDeviceLink:
         if not self._reader.started:
             return []
         self._reader.reset()
-        return [] if self._faults.silent else [Write(bytes([NAK]))]
+        return [] if self.faults.silent else [Write(bytes([NAK]))]
 
     # ------------------------------------------------------------------ the host's turn
 
@@ -133,11 +125,11 @@ class LegacyDeviceLink:
             body = decode_frame(raw)
         except ProtocolError:
             return [Write(bytes([NAK]))]
-        self._emulator.note(body)
-        if self._faults.take("nak_frames"):
+        self.emulator.note(body)
+        if self.faults.take("nak_frames"):
             return [Write(bytes([NAK]))]
         if self._state is _State.RECEIVING:  # a repeat in WAIT_EOT is not run again
-            self._answer = self._emulator.execute(body, self._transport).data
+            self._answer = self.emulator.execute(body, self.transport).data
             self._state = _State.WAIT_EOT
         return [Write(bytes([ACK]))]
 
@@ -177,7 +169,7 @@ class LegacyDeviceLink:
         elif self._stale is not None:
             self._state = _State.OFFERING
             return [Write(bytes([ENQ]))]
-        elif self._faults.busy_printing and not self._refused_enq:
+        elif self.faults.busy_printing and not self._refused_enq:
             self._refused_enq = True
             self._state = _State.IDLE
             return [Write(bytes([NAK]))]
@@ -200,10 +192,8 @@ class LegacyDeviceLink:
     # ------------------------------------------------------------------ the register's turn
 
     def _announce(self) -> list[Output]:
-        faults = self._faults
-        delay = faults.slow_answer_s + (BUSY_DELAY_S if faults.busy_printing else 0.0)
         self._state = _State.ANNOUNCED
-        return [Write(bytes([ENQ]), delay)]
+        return [Write(bytes([ENQ]), self.answer_delay())]
 
     def _take_stale(self) -> bytes:
         stale, self._stale = self._stale or b"", None
@@ -217,12 +207,8 @@ class LegacyDeviceLink:
         return [self._frame(answer)]
 
     def _frame(self, answer: bytes) -> Write:
-        raw = encode_frame(answer)
-        if self._faults.take("wrong_lrc_answers"):
-            raw = raw[:-1] + bytes([raw[-1] ^ 0x55])
-        if self._faults.take("cut_answers"):
-            raw = raw[: max(2, len(raw) // 2)]
-        return Write(self._emulator.noise() + raw)
+        raw = self.spoil(encode_frame(answer), flip_last_byte, shortest=2)
+        return Write(self.emulator.noise() + raw)
 
     def _repeat(self) -> list[Output]:
         self._repeats += 1
@@ -232,11 +218,6 @@ class LegacyDeviceLink:
 
     def _close_exchange(self, count: bool) -> list[Output]:
         self._state = _State.IDLE
-        outputs: list[Output] = [Write(bytes([EOT]))]
-        if self._faults.stray_ff:
-            outputs.append(Write(b"\xff"))
         self._closed += count
-        limit = self._faults.disconnect_after
-        if count and limit is not None and self._closed >= limit:
-            outputs.append(Close())
-        return outputs
+        hang_up = self.hang_up_after(self._closed) if count else []
+        return [Write(bytes([EOT])), *self.stray(), *hang_up]

@@ -64,8 +64,8 @@ from kktmon.protocol.atol.frame import (
 from kktmon.protocol.errors import ProtocolError
 from kktmon.simulators.atol.answers import Answer
 from kktmon.simulators.atol.task_buffer import Phase, Task, TaskBuffer
-from kktmon.simulators.scenario import Faults
-from kktmon.simulators.server import Close, Output, Transport, Write
+from kktmon.simulators.emulator import DeviceLink
+from kktmon.simulators.server import Output, Transport, Write
 
 if TYPE_CHECKING:
     from kktmon.simulators.atol.emulator import AtolEmulator
@@ -77,14 +77,13 @@ FOREIGN_TID_OFFSET = 0x70  # OFD relay packets use a TID far from the host's cur
 _FLAGS = NEED_RESULT | IGNORE_ERROR | WAIT_ASYNC
 
 
-class FeDeviceLink:
+class FeDeviceLink(DeviceLink["AtolEmulator"]):
     """Device side of one FE connection, with the scenario's faults."""
 
     byte_timeout_s = BYTE_TIMEOUT_S
 
     def __init__(self, emulator: AtolEmulator, transport: Transport) -> None:
-        self._emulator = emulator
-        self._transport = transport
+        super().__init__(emulator, transport)
         self._reader = PacketReader()
         self._tasks = TaskBuffer()
         self._stale_due = False  # pending_answer: its F0 packet still to be sent
@@ -92,24 +91,16 @@ class FeDeviceLink:
         self._last_reply: tuple[int, bytes] | None = None
 
     @property
-    def _faults(self) -> Faults:
-        return self._emulator.state.faults
-
-    @property
     def mid_frame(self) -> bool:
         return self._reader.started or self._tasks.busy
 
-    def start(self) -> list[Output]:
-        if self._faults.pending_answer:
-            stale = Task(STALE_TID, NEED_RESULT, b"", time.monotonic(), Phase.DONE, stale=True)
-            stale.answer = Answer(STALE_ANSWER)
-            self._tasks.add(stale)
-            self._stale_due = True
-        return []
+    def hold_stale_answer(self) -> None:
+        stale = Task(STALE_TID, NEED_RESULT, b"", time.monotonic(), Phase.DONE, stale=True)
+        stale.answer = Answer(STALE_ANSWER)
+        self._tasks.add(stale)
+        self._stale_due = True
 
-    def feed(self, data: bytes) -> list[Output]:
-        if self._faults.silent:
-            return []
+    def receive(self, data: bytes) -> list[Output]:
         outputs = self._advance()
         while data:
             raw, data = self._reader.feed(data)
@@ -122,7 +113,7 @@ class FeDeviceLink:
         """Quiet line: drop a packet cut off by the host; run the tasks that are due."""
         if self._reader.started:
             self._reader.reset()
-        return [] if self._faults.silent else self._advance()
+        return [] if self.faults.silent else self._advance()
 
     # ------------------------------------------------------------------ packets
 
@@ -133,15 +124,15 @@ class FeDeviceLink:
             return [self._send(raw[3], b"")]  # garbled: ask for it again
         if not packet.data:
             return self._repeat_last(packet.id)
-        self._emulator.buffer_commands.append(packet.data[0])
+        self.emulator.buffer_commands.append(packet.data[0])
         try:
             task = parse_host_task(packet.data)
         except ProtocolError:
-            self._emulator.note_forbidden(packet.data)  # C5 and anything unknown
+            self.emulator.note_forbidden(packet.data)  # C5 and anything unknown
             return [self._send(packet.id, encode_task_reply(TaskStatus.ILLEGAL_VALUE, b"\x00"))]
         if task.command == TASK_ADD:
-            self._emulator.note(task.body)
-        if self._faults.take("nak_frames"):
+            self.emulator.note(task.body)
+        if self.faults.take("nak_frames"):
             return [self._send(packet.id, b"")]
         return self._stale_packet() + self._handle(packet, task)
 
@@ -191,13 +182,8 @@ class FeDeviceLink:
             return [self._send(packet_id, task.reply())]  # nothing to acknowledge yet
         self._tasks.remove(task.tid)
         self._acked += not task.stale
-        outputs: list[Output] = [self._send(packet_id, encode_task_reply(TaskStatus.RESULT))]
-        if self._faults.stray_ff:
-            outputs.append(Write(b"\xff"))
-        limit = self._faults.disconnect_after
-        if limit is not None and self._acked >= limit:
-            outputs.append(Close())
-        return outputs
+        done = self._send(packet_id, encode_task_reply(TaskStatus.RESULT))
+        return [done, *self.stray(), *self.hang_up_after(self._acked)]
 
     def _repeat_last(self, packet_id: int) -> list[Output]:
         """An empty host packet asks for our reply to that ID again."""
@@ -210,14 +196,14 @@ class FeDeviceLink:
     def _advance(self, current: Task | None = None) -> list[Output]:
         """Run the buffer up to now; finished tasks other than ``current`` report via F0."""
         outputs: list[Output] = []
-        for task in self._tasks.advance(time.monotonic(), self._faults, self._run):
+        for task in self._tasks.advance(time.monotonic(), self.faults, self._run):
             if task is not current and task.flags & NEED_RESULT:
                 outputs.append(self._send(ASYNC_ID, task.async_result(), answer=True))
                 outputs += self._relay_packet(task.tid)
         return outputs
 
     def _run(self, body: bytes) -> Answer:
-        return self._emulator.execute(body, self._transport)
+        return self.emulator.execute(body, self.transport)
 
     def _stale_packet(self) -> list[Output]:
         """pending_answer: the stale F0 result arrives before our first reply (E3)."""
@@ -230,7 +216,7 @@ class FeDeviceLink:
     def _relay_packet(self, tid: int) -> list[Output]:
         """Quirk Q3: with the OFD channel through the host, the register's own traffic
         shows up as F0 packets for a task this connection never queued."""
-        if not self._emulator.state.ofd.via_host:
+        if not self.emulator.state.ofd.via_host:
             return []
         foreign = (tid + FOREIGN_TID_OFFSET) % (MAX_ID + 1)
         data = encode_task_reply(TaskStatus.ASYNC_RESULT, b"\x55\x00", foreign)
@@ -243,11 +229,9 @@ class FeDeviceLink:
         raw = encode_packet(packet_id, data)
         if packet_id != ASYNC_ID:
             self._last_reply = (packet_id, raw)
-        if answer and self._faults.take("wrong_lrc_answers"):
-            raw = _bad_crc(packet_id, data)
-        if answer and self._faults.take("cut_answers"):
-            raw = raw[: max(5, len(raw) // 2)]
-        return Write(self._emulator.noise() + raw)
+        if answer:
+            raw = self.spoil(raw, lambda _: _bad_crc(packet_id, data), shortest=5)
+        return Write(self.emulator.noise() + raw)
 
 
 def _bad_crc(packet_id: int, data: bytes) -> bytes:
