@@ -1,4 +1,8 @@
-"""Fixtures for the simulator tests: a state at a fixed moment, an emulator, runners, wires."""
+"""Fixtures for the simulator tests: a state at a fixed moment, and the Shtrih-M emulator
+(the template vendor, which the runner tests use too) with its runners and raw wires.
+
+Each vendor folder adds its own emulator's fixtures in a ``conftest.py`` of its own.
+"""
 
 from __future__ import annotations
 
