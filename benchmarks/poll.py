@@ -17,21 +17,21 @@ import statistics
 import time
 
 from kktmon.drivers.registry import driver_class
-from kktmon.simulators.http_server import HttpFakeServer
+from kktmon.simulators.http_server import HttpApp, HttpFakeServer
 from kktmon.simulators.registry import simulated_register, simulated_vendors
 from kktmon.simulators.server import DeviceEmulator, TcpServer
 
 BITS_PER_BYTE = 10  # start + 8 data + stop
 
 
-def _rounds(server: TcpServer[DeviceEmulator] | HttpFakeServer) -> int:
+def _rounds(server: TcpServer[DeviceEmulator] | HttpFakeServer[HttpApp]) -> int:
     if isinstance(server, HttpFakeServer):
         return len(server.recorded())
     return len(getattr(server.device, "received", []))
 
 
 def measure(vendor: str, polls: int, **options: int) -> dict[str, float]:
-    with simulated_register(vendor, **options) as server:
+    with simulated_register(vendor, None, **options) as server:
         driver = driver_class(vendor)(server.url)
         driver.read_health()  # identity and shift walk happen once; measure steady state
         received_before = _rounds(server)

@@ -31,8 +31,9 @@ from kktmon.protocol.contract import (
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, Owner, Problem, Severity
 from kktmon.protocol.topics import Topics, kkt_id
 
-if TYPE_CHECKING:  # conftest is not importable at run time under importlib mode
-    from conftest import Rig
+if TYPE_CHECKING:  # conftest is not importable at run time under importlib mode; mypy
+    # reads the tests with explicit package bases, where it is tests.agent.conftest
+    from tests.agent.conftest import Rig
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

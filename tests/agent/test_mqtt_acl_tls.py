@@ -28,8 +28,9 @@ from kktmon.agent.outbox import Outbox
 from kktmon.protocol.contract import AgentState, AgentStatus, CommandRequest, CommandResponse
 from kktmon.protocol.topics import Topics
 
-if TYPE_CHECKING:  # conftest is not importable at run time under importlib mode
-    from conftest import Rig
+if TYPE_CHECKING:  # conftest is not importable at run time under importlib mode; mypy
+    # reads the tests with explicit package bases, where it is tests.agent.conftest
+    from tests.agent.conftest import Rig
 
 STORES = {"store-1": "pw-store-1", "store-2": "pw-store-2"}
 WORKERS = {"kktmon-ticketing": "pw-central"}

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def agents() -> Iterator[Callable[[Path], AgentProcess]]:
 
 
 @pytest.fixture
-def register() -> Iterator[TcpServer]:
+def register() -> Iterator[TcpServer[ShtrihEmulator]]:
     """A till with an FN 5 days from expiry and three documents stuck for 3 days."""
     state = default_state()
     state.fn.valid_until = (state.fn.last_document_at + timedelta(days=5)).date()
@@ -282,7 +283,7 @@ def test_agents_killed_mid_run_never_give_one_seq_two_ids(
         for _ in range(8):
             agent = agents(config)
             queued = _queued_events(state_db)
-            _wait(lambda q=queued: _queued_events(state_db) > q, 15, "a new event on disk", 0)
+            _wait(partial(_more_events_than, state_db, queued), 15, "a new event on disk", 0)
             agent.stop(signal.SIGKILL)
     finally:
         flipping.set()
@@ -297,13 +298,21 @@ def test_agents_killed_mid_run_never_give_one_seq_two_ids(
     unique: dict[object, Event] = {}
     ids_by_seq: dict[int, set[object]] = {}
     for event in events:
-        first = unique.setdefault(event.id, event)  # a replay differs only in ``replayed``
-        assert (first.seq, first.kind, first.problem) == (event.seq, event.kind, event.problem)
+        original = unique.setdefault(event.id, event)  # a replay differs only in ``replayed``
+        assert (original.seq, original.kind, original.problem) == (
+            event.seq,
+            event.kind,
+            event.problem,
+        )
         ids_by_seq.setdefault(event.seq, set()).add(event.id)
     assert {seq: ids for seq, ids in ids_by_seq.items() if len(ids) > 1} == {}
     seqs = [e.seq for e in unique.values()]
     assert len(seqs) > 10
     assert seqs == list(range(1, len(seqs) + 1)), "strictly increasing, no gap"
+
+
+def _more_events_than(state_db: Path, before: int) -> bool:
+    return _queued_events(state_db) > before
 
 
 def _queued_events(path: Path) -> int:

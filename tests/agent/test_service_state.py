@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class Services:
 
     def poll(self, service: AgentService, *papers: str) -> None:
         for paper in papers:
-            service.poll_once(self.config.devices[0], lambda p=paper: snapshot(p))
+            service.poll_once(self.config.devices[0], partial(snapshot, paper))
 
 
 @pytest.fixture

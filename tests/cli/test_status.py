@@ -22,7 +22,7 @@ KKTMON = [sys.executable, "-m", "kktmon.cli"]
 
 
 @pytest.fixture
-def register() -> Iterator[TcpServer]:
+def register() -> Iterator[TcpServer[ShtrihEmulator]]:
     with TcpServer(ShtrihEmulator(default_state())) as server:
         yield server
 

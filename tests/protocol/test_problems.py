@@ -126,7 +126,7 @@ def test_the_agents_checks_raise_members_only() -> None:
     assert named <= set(ProblemCode.__members__)
     # What checks.py names is what it says it raises (plus the three it excludes).
     excluded = {C.AGENT_LOST, C.OFD_VIA_HOST, C.FN_UNKNOWN_FLAG}
-    assert {C[name] for name in named} - excluded == RAISED
+    assert {ProblemCode[name] for name in named} - excluded == RAISED
 
 
 #: Where codes and block reasons are used: each must go through the enums.

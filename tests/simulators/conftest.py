@@ -27,13 +27,13 @@ def emulator(state: DeviceState) -> ShtrihEmulator:
 
 
 @pytest.fixture
-def tcp(emulator: ShtrihEmulator) -> Iterator[TcpServer]:
+def tcp(emulator: ShtrihEmulator) -> Iterator[TcpServer[ShtrihEmulator]]:
     with TcpServer(emulator) as server:
         yield server
 
 
 @pytest.fixture
-def pty(emulator: ShtrihEmulator) -> Iterator[PtyServer]:
+def pty(emulator: ShtrihEmulator) -> Iterator[PtyServer[ShtrihEmulator]]:
     with PtyServer(emulator) as server:
         yield server
 

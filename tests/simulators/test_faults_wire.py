@@ -74,7 +74,7 @@ class WireVendor:
     exchange: Callable[[Wire, int, bool], None]
     #: The codec's host link asking for the FN serial, and how the answer tells it.
     host_link: Callable[[], LinkMachine[Any]]
-    fn_serial: Callable[[Any], str]
+    fn_serial: Callable[[Any], str | None]
     waits: dict[WaitKind, float]
     #: Faults the host link rides out to the right answer.
     recovers: list[Fault]

@@ -73,7 +73,7 @@ def test_answer_command_matches_request_command() -> None:
 def test_e11_is_e4_with_warning_flags() -> None:
     spliced = next(v.answer for v in sv.VECTORS if v.name.startswith("E11"))
     assert spliced == sv.E11_LITERAL
-    warnings = FnWarnings.from_byte(parse_fn_status(decode_frame(sv.E11_LITERAL)).warnings)
+    warnings = FnWarnings.from_byte(parse_fn_status(decode_frame(sv.E11_LITERAL)).warnings or 0)
     assert warnings.resource_exhausting and warnings.ofd_timeout
     assert not (warnings.urgent_replacement or warnings.memory_90 or warnings.critical_error)
     assert warnings.raw == 0x0A

@@ -66,7 +66,7 @@ def ask(server: TcpServer, emulator: AtolEmulator, request: Request) -> bytes:
 def _all_requests() -> list[Request]:
     requests = []
     for code, shape in ALLOWLIST.items():
-        subs = sorted(shape.sub_codes) or [None]
+        subs: list[int | None] = [*sorted(shape.sub_codes)] or [None]
         for sub in subs:
             data = b"" if sub is None else bytes([sub]) + bytes(shape.params)
             requests.append(Request(code, data))

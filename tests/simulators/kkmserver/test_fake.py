@@ -33,13 +33,13 @@ def app(state: DeviceState) -> KkmserverApp:
 
 
 @pytest.fixture
-def server(app: KkmserverApp) -> Iterator[HttpFakeServer]:
+def server(app: KkmserverApp) -> Iterator[HttpFakeServer[KkmserverApp]]:
     with HttpFakeServer(app) as fake:
         yield fake
 
 
 @pytest.fixture
-def client(server: HttpFakeServer) -> Iterator[httpx.Client]:
+def client(server: HttpFakeServer[KkmserverApp]) -> Iterator[httpx.Client]:
     host, port = server.address
     with httpx.Client(base_url=f"http://{host}:{port}", auth=AUTH, timeout=5) as http:
         yield http
@@ -81,7 +81,7 @@ def test_url_names_device_serial_and_credentials(app: KkmserverApp, state: Devic
     assert app.url("h", 1, https=True).startswith("kkmserver+https://")
 
 
-def test_head_needs_no_credentials_but_commands_do(server: HttpFakeServer) -> None:
+def test_head_needs_no_credentials_but_commands_do(server: HttpFakeServer[KkmserverApp]) -> None:
     host, port = server.address
     with httpx.Client(base_url=f"http://{host}:{port}", timeout=5) as anonymous:
         assert anonymous.head("/").status_code == 200
