@@ -4,6 +4,8 @@ A minimal file::
 
     [mqtt]
     url = "mqtt://127.0.0.1:1883"
+    # client_id = "kktmon-ticketing-a"  # default: kktmon-ticketing-<hostname>-<slot>
+    # lock_dir = "/var/lib/kktmon"       # default: the SQLite store's folder, else this
     [ticketing]
     store = "sqlite:////var/lib/kktmon/tickets.sqlite3"   # or postgresql://user@host/db
     open_after_s = 300         # hold-down before a ticket opens
@@ -27,8 +29,14 @@ Store URLs: ``sqlite:////abs/path.sqlite3`` (four slashes), ``sqlite:///relative
 Every table forbids unknown keys; errors are :class:`~kktmon.protocol.errors.ConfigError`
 naming the file and the dotted key, without echoing values (they may be secrets).
 Secrets are :class:`pydantic.SecretStr`. ``KKTMON_MQTT_PASSWORD`` overrides
-``mqtt.password``; ``KKTMON_SINK_<NAME>_SECRET`` (the sink name upper-cased, other
-characters as ``_``) overrides a webhook's ``secret`` or an Okdesk sink's ``api_token``.
+``mqtt.password``; ``KKTMON_MQTT_TLS_KEY_PASSWORD`` overrides ``mqtt.tls_key_password`` (the
+passphrase of an encrypted ``tls_key_file``); ``KKTMON_SINK_<NAME>_SECRET`` (the sink name
+upper-cased, other characters as ``_``) overrides a webhook's ``secret`` or an Okdesk
+sink's ``api_token``.
+
+Each worker's MQTT client id is stable across restarts and unique among the live workers
+of a host: ``[mqtt] client_id``, or ``kktmon-ticketing-<hostname>-<slot>`` with the lowest
+slot free on the host, held by a lock file in ``lock_dir`` (:mod:`kktmon.ticketing.identity`).
 """
 
 from __future__ import annotations
@@ -72,12 +80,20 @@ DEFAULT_STORE = "sqlite:////var/lib/kktmon/tickets.sqlite3"
 __all__ = ["ENV_MQTT_PASSWORD", "ConfigPath", "TicketingConfig", "load_config", "parse_config"]
 
 
+ENV_MQTT_TLS_KEY_PASSWORD = "KKTMON_MQTT_TLS_KEY_PASSWORD"
+
+
 class MqttSection(MqttSettings):
     """The central broker connection; workers share ``$share/<shared_group>/...``."""
 
-    #: None: the service makes a unique one per process (shared subscriptions need that).
+    #: This worker's own id, the same at every start (the broker keeps its session under
+    #: it); one per worker, starting with ``kktmon-ticketing``. None: the lowest free
+    #: ``kktmon-ticketing-<hostname>-<slot>`` of this host.
     client_id: str | None = Field(None, min_length=1, max_length=128)
     shared_group: str = "kktmon-ticketing"
+    #: Where workers lock their client ids (``ticketing-<id>.lock``). None: the SQLite
+    #: store's folder, else ``/var/lib/kktmon``. One folder for all workers of a host.
+    lock_dir: ConfigPath | None = None
 
     @field_validator("shared_group")
     @classmethod
@@ -314,7 +330,9 @@ def _resolve_secrets(
     config: TicketingConfig, where: Path, env: Mapping[str, str]
 ) -> TicketingConfig:
     mqtt = config.mqtt.model_copy(
-        update=resolve_mqtt_secrets(config.mqtt, where, env, read_text_file)
+        update=resolve_mqtt_secrets(
+            config.mqtt, where, env, read_text_file, ENV_MQTT_TLS_KEY_PASSWORD
+        )
     )
     sinks = [_sink_secret(sink, i, where, env) for i, sink in enumerate(config.sinks)]
     return config.model_copy(update={"mqtt": mqtt, "sinks": sinks})
