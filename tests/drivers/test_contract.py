@@ -14,9 +14,10 @@ behaviour below runs through every vendor :func:`kktmon.drivers.registry.vendors
 * ``VARIANTS``: set-ups of one vendor that meet trouble by another path (ATOL's 2.4 link
   layer, the job queue of ATOL's older web server) run every behaviour too.
 
-A behaviour that cannot happen on a path is a skipped parameter with the reason. Where
-vendors report the same trouble differently, the expectation tables name the vendor:
-each such row is a known difference, written down once, here.
+A behaviour that cannot happen for a kind of vendor is a skipped parameter with the
+reason; a test that leaves out a carrier (a pty cannot hang up) says why in its
+docstring. Where vendors report the same trouble differently, the expectation tables
+name the vendor: each such row is a known difference, written down once, here.
 """
 
 from __future__ import annotations
@@ -514,7 +515,7 @@ STAYS_GARBLED: dict[str, dict[str, Outcome]] = {
 def test_answers_that_stay_garbled_are_stale_with_the_last_good_facts(
     register: Register, fault: str
 ) -> None:
-    """Over TCP only: the link code that gives up is the same on a pty."""
+    """Over TCP and HTTP: the link code that gives up is the same on a pty."""
     driver = register.driver()
     good = driver.read_health()
     GARBLING[fault](register.state, 1000)
