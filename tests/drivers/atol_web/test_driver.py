@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pki import make_pki
@@ -35,7 +36,9 @@ RECORDED: list[HttpRequest] = []  # every request of every scenario, for the fin
 
 
 @contextmanager
-def served(app: AtolWebApp, *, tls: ssl.SSLContext | None = None) -> Iterator[HttpFakeServer]:
+def served(
+    app: AtolWebApp, *, tls: ssl.SSLContext | None = None
+) -> Iterator[HttpFakeServer[AtolWebApp]]:
     with HttpFakeServer(app, tls=tls) as server:
         yield server
     RECORDED.extend(server.recorded())
@@ -49,7 +52,7 @@ def poll(app: AtolWebApp, options: DriverOptions = FAST, **url: str) -> HealthSn
         return AtolWebDriver(server.url + extra, options).read_health()
 
 
-def paths(server: HttpFakeServer) -> list[str]:
+def paths(server: HttpFakeServer[Any]) -> list[str]:
     return [f"{r.method} {r.path.split('/requests/')[0]}" for r in server.recorded()]
 
 

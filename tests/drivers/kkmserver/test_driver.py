@@ -1,6 +1,6 @@
 """The kkmserver driver end to end over HTTP against the fake server (KkmserverApp).
 
-Every test runs the real driver against ``HttpFakeServer`` on 127.0.0.1 and checks the
+Every test runs the real driver against ``HttpFakeServer[KkmserverApp]`` on 127.0.0.1 and checks the
 snapshot it publishes and the requests the fake recorded. Failures every vendor shares
 (a silent register, answers that stay garbled, a server down or answering 5xx, a wrong
 password) are in ``tests/drivers/test_contract.py``.
@@ -44,22 +44,22 @@ def app(state: DeviceState) -> KkmserverApp:
 
 
 @pytest.fixture
-def server(app: KkmserverApp) -> Iterator[HttpFakeServer]:
+def server(app: KkmserverApp) -> Iterator[HttpFakeServer[KkmserverApp]]:
     with HttpFakeServer(app) as fake:
         yield fake
     assert app.violations == []
 
 
-def _base(server: HttpFakeServer, query: str, password: str = PASSWORD) -> str:
+def _base(server: HttpFakeServer[Any], query: str, password: str = PASSWORD) -> str:
     host, port = server.address
     return f"kkmserver://User:{password}@{host}:{port}/?{query}"
 
 
-def _bodies(server: HttpFakeServer) -> list[dict[str, Any]]:
+def _bodies(server: HttpFakeServer[KkmserverApp]) -> list[dict[str, Any]]:
     return [r.json() for r in server.recorded() if r.method == "POST"]
 
 
-def _commands(server: HttpFakeServer) -> list[str]:
+def _commands(server: HttpFakeServer[Any]) -> list[str]:
     return [body["Command"] for body in _bodies(server)]
 
 
@@ -78,7 +78,7 @@ def _assert_facts(snapshot: HealthSnapshot, state: DeviceState) -> None:
 # ------------------------------------------------------------------ main paths
 
 
-def test_device_by_number(server: HttpFakeServer, state: DeviceState) -> None:
+def test_device_by_number(server: HttpFakeServer[KkmserverApp], state: DeviceState) -> None:
     snapshot = KkmserverDriver(server.url, FAST).read_health()
     _assert_facts(snapshot, state)
     assert snapshot.device.vendor == "shtrih"  # KkmStrihM
@@ -94,7 +94,7 @@ def test_device_by_number(server: HttpFakeServer, state: DeviceState) -> None:
     assert all(r.path == "/Execute" for r in server.recorded())
 
 
-def test_list_runs_once_and_each_poll_has_a_fresh_id(server: HttpFakeServer) -> None:
+def test_list_runs_once_and_each_poll_has_a_fresh_id(server: HttpFakeServer[KkmserverApp]) -> None:
     driver = KkmserverDriver(server.url, FAST)
     for _ in range(3):
         assert not driver.read_health().stale
@@ -123,7 +123,7 @@ def test_device_by_inn(state: DeviceState) -> None:
         assert _bodies(server)[-1]["KktNumber"] == ""
 
 
-def test_unknown_serial_is_not_configured(server: HttpFakeServer) -> None:
+def test_unknown_serial_is_not_configured(server: HttpFakeServer[KkmserverApp]) -> None:
     snapshot = KkmserverDriver(_base(server, "serial=0000000000000001"), FAST).read_health()
     assert snapshot.stale and snapshot.link.state is LinkState.UNREACHABLE
     assert snapshot.link.last_error == "DEVICE_NOT_CONFIGURED"
@@ -212,7 +212,9 @@ def test_first_unsent_date_keeps_its_minute(state: DeviceState) -> None:
 # ------------------------------------------------------------------ queued commands
 
 
-def test_queued_command_finishes_with_get_rezult(server: HttpFakeServer, app: KkmserverApp) -> None:
+def test_queued_command_finishes_with_get_rezult(
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp
+) -> None:
     app.queued_polls = 2
     snapshot = KkmserverDriver(server.url, FAST).read_health()
     assert not snapshot.stale
@@ -222,7 +224,7 @@ def test_queued_command_finishes_with_get_rezult(server: HttpFakeServer, app: Kk
 
 
 def test_busy_printing_is_waited_out(
-    server: HttpFakeServer, app: KkmserverApp, state: DeviceState
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp, state: DeviceState
 ) -> None:
     state.faults.busy_printing = True
     assert not KkmserverDriver(server.url, FAST).read_health().stale
@@ -231,7 +233,7 @@ def test_busy_printing_is_waited_out(
 
 @pytest.mark.parametrize(("attribute", "reason"), [("queued_polls", "4"), ("running", "1")])
 def test_pending_id_is_carried_to_the_next_poll(
-    server: HttpFakeServer, app: KkmserverApp, attribute: str, reason: str
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp, attribute: str, reason: str
 ) -> None:
     setattr(app, attribute, 4)
     driver = KkmserverDriver(server.url, FAST)
@@ -251,7 +253,7 @@ def test_pending_id_is_carried_to_the_next_poll(
 
 
 def test_old_pending_id_is_dropped(
-    server: HttpFakeServer, app: KkmserverApp, monkeypatch: pytest.MonkeyPatch
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app.queued_polls = 10
     driver = KkmserverDriver(server.url, FAST)
@@ -261,7 +263,9 @@ def test_old_pending_id_is_dropped(
     assert _commands(server).count("GetDataKKT") == 2
 
 
-def test_a_forgotten_pending_id_is_replaced(server: HttpFakeServer, app: KkmserverApp) -> None:
+def test_a_forgotten_pending_id_is_replaced(
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp
+) -> None:
     app.queued_polls = 10
     driver = KkmserverDriver(server.url, FAST)
     assert driver.read_health().stale
@@ -281,13 +285,17 @@ def test_the_server_waits_at_most_half_the_poll(server: HttpFakeServer[Kkmserver
 # ------------------------------------------------------------------ faults
 
 
-def _poll_after_good(server: HttpFakeServer) -> tuple[KkmserverDriver, HealthSnapshot]:
+def _poll_after_good(
+    server: HttpFakeServer[KkmserverApp],
+) -> tuple[KkmserverDriver, HealthSnapshot]:
     driver = KkmserverDriver(server.url, FAST)
     assert not driver.read_health().stale
     return driver, driver.read_health()
 
 
-def test_device_missing(server: HttpFakeServer, app: KkmserverApp, state: DeviceState) -> None:
+def test_device_missing(
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp, state: DeviceState
+) -> None:
     app.device_missing = True
     snapshot = KkmserverDriver(server.url, FAST).read_health()
     assert snapshot.stale and snapshot.link.state is LinkState.UNREACHABLE
@@ -306,7 +314,9 @@ def test_status_3_finds_a_serial_device_again(state: DeviceState) -> None:
     assert _commands(server) == ["List", "GetDataKKT", "GetDataKKT", "List", "GetDataKKT"]
 
 
-def test_device_error_keeps_the_server_text(server: HttpFakeServer, app: KkmserverApp) -> None:
+def test_device_error_keeps_the_server_text(
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp
+) -> None:
     driver = KkmserverDriver(server.url, FAST)
     good = driver.read_health()
     app.device_error = "Ошибка связи с ККТ:\n порт COM3 занят"
@@ -316,14 +326,16 @@ def test_device_error_keeps_the_server_text(server: HttpFakeServer, app: Kkmserv
     assert snapshot.device == good.device  # the last good facts, marked stale
 
 
-def test_device_error_text_is_bounded(server: HttpFakeServer, app: KkmserverApp) -> None:
+def test_device_error_text_is_bounded(
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp
+) -> None:
     app.device_error = "x" * 500
     error = KkmserverDriver(server.url, FAST).read_health().link.last_error
     assert error is not None and len(error) <= len("DEVICE_ERROR_02:") + 100
 
 
 def test_one_garbled_answer_is_retried_and_served_as_status_5(
-    server: HttpFakeServer, state: DeviceState
+    server: HttpFakeServer[KkmserverApp], state: DeviceState
 ) -> None:
     driver = KkmserverDriver(server.url, FAST)
     assert not driver.read_health().stale
@@ -394,7 +406,7 @@ def test_another_register_is_never_published(state: DeviceState) -> None:
     assert snapshot.device.serial is None
 
 
-def test_inn_mismatch_is_another_register(server: HttpFakeServer) -> None:
+def test_inn_mismatch_is_another_register(server: HttpFakeServer[KkmserverApp]) -> None:
     snapshot = KkmserverDriver(_base(server, "device=1&inn=7700000000"), FAST).read_health()
     assert snapshot.stale and snapshot.link.last_error == "WRONG_REGISTER"
 
@@ -403,7 +415,7 @@ def test_inn_mismatch_is_another_register(server: HttpFakeServer) -> None:
 
 
 def test_credentials_are_never_logged(
-    server: HttpFakeServer, app: KkmserverApp, caplog: pytest.LogCaptureFixture
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     driver = KkmserverDriver(server.url, FAST)
@@ -430,7 +442,7 @@ def test_credentials_are_never_logged(
 
 
 def test_every_recorded_request_is_on_the_allowlist(
-    server: HttpFakeServer, app: KkmserverApp, state: DeviceState
+    server: HttpFakeServer[KkmserverApp], app: KkmserverApp, state: DeviceState
 ) -> None:
     driver = KkmserverDriver(server.url, FAST)
     driver.identify()

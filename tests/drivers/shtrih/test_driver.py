@@ -36,7 +36,9 @@ FAST = DriverOptions(
 
 
 @pytest.fixture(params=["tcp", "pty"])
-def simulator(request: pytest.FixtureRequest) -> Iterator[TcpServer | PtyServer]:
+def simulator(
+    request: pytest.FixtureRequest,
+) -> Iterator[TcpServer[ShtrihEmulator] | PtyServer[ShtrihEmulator]]:
     emulator = ShtrihEmulator(default_state())
     runner = TcpServer(emulator) if request.param == "tcp" else PtyServer(emulator)
     with runner:
@@ -44,7 +46,7 @@ def simulator(request: pytest.FixtureRequest) -> Iterator[TcpServer | PtyServer]
 
 
 @pytest.fixture
-def tcp_simulator() -> Iterator[TcpServer]:
+def tcp_simulator() -> Iterator[TcpServer[ShtrihEmulator]]:
     with TcpServer(ShtrihEmulator(default_state())) as runner:
         yield runner
 
