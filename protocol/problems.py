@@ -151,9 +151,18 @@ def problem_code(code: str) -> ProblemCode | None:
         return None
 
 
+#: The naming rule of DESIGN.md section 3 for the drive's own problems; it decides only for
+#: codes this version does not know yet, so a newer agent's drive problem still keys on the
+#: drive it concerns (and a drive swap still opens a fresh ticket for it).
+FN_FAMILY_PREFIX = "FN_"
+
+
 def is_fn_scoped(code: str) -> bool:
-    """Whether ``code``'s ticket key includes the drive's serial; unknown codes are not."""
-    return code in FN_SCOPED
+    """Whether ``code``'s ticket key includes the drive's serial."""
+    known = problem_code(code)
+    if known is None:
+        return code.startswith(FN_FAMILY_PREFIX)
+    return known in FN_SCOPED
 
 
 def deadline_of(code: str) -> BlockReason | None:

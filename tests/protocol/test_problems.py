@@ -63,6 +63,8 @@ def test_fn_scoped_codes_are_the_fn_codes() -> None:
     assert is_fn_scoped("FN_EXPIRING") and is_fn_scoped(C.FN_MEMORY_FULL)
     assert not is_fn_scoped("PAPER_OUT") and not is_fn_scoped(C.AGENT_LOST)
     assert not is_fn_scoped("SOMETHING_NEW")  # a newer agent's code: keyed without a drive
+    # ... unless it names the drive's family: it must follow the drive it concerns.
+    assert is_fn_scoped("FN_SOMETHING_NEW")
 
 
 def test_deadlines_are_block_reasons_and_every_reason_is_someones() -> None:
