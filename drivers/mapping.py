@@ -3,8 +3,9 @@
 Every vendor's parsers produce the fiscal drive's records of :mod:`kktmon.protocol.fn`;
 :func:`fn_health` and :func:`ofd_queue` turn those into the snapshot's ``fn`` and
 ``ofd`` the same way for every vendor, so the same fact means the same number whichever
-register (or driver server) reported it. The vendor mappings (``drivers/<vendor>/
-mapping.py``) keep only what is the vendor's own: status bytes, printer, shift.
+register (or driver server) reported it; :func:`shift_info` and :func:`clock_info` do the
+same for the shift and the clock. The vendor mappings (``drivers/<vendor>/mapping.py``)
+keep only what is the vendor's own: identity, status bytes, the printer.
 """
 
 from __future__ import annotations

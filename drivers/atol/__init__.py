@@ -1,4 +1,4 @@
-"""ATOL driver: ``driver``, ``mapping`` and ``link`` (which link layer, probed)."""
+"""ATOL driver: ``driver``, ``reads``, ``mapping`` and ``link`` (which link layer, probed)."""
 
 from kktmon.drivers.atol.driver import AtolDriver
 

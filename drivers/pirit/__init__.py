@@ -1,4 +1,4 @@
-"""Pirit / Viki Print / Dreamkas-F driver: ``driver`` and ``mapping``."""
+"""Pirit / Viki Print / Dreamkas-F driver: ``driver``, ``reads`` and ``mapping``."""
 
 from kktmon.drivers.pirit.driver import PiritDriver
 

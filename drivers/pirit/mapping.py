@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from kktmon.drivers.mapping import aware, fn_health, hours_since, ofd_queue
+from kktmon.drivers.mapping import aware, fn_health, ofd_queue, shift_info
 from kktmon.protocol.fn import FnResource, FnStatus, FnValidity, OfdStatus, ShiftParameters
 from kktmon.protocol.health import (
     ClockInfo,
@@ -30,13 +30,11 @@ from kktmon.protocol.health import (
     PaperState,
     PrinterInfo,
     ShiftInfo,
-    ShiftState,
 )
 from kktmon.protocol.pirit import fn_records as fnr
 from kktmon.protocol.pirit import records as rec
 
 VENDOR = "pirit"
-SHIFT_LIMIT_H = 24
 
 #: 0x04 bits that make ``printer.fault``; paper (bit 1) and cover (bit 2) have fields
 #: of their own. The reference does not say whether "not ready" also rises with them.
@@ -166,17 +164,12 @@ def shift_is_open(facts: PiritFacts) -> bool:
 
 
 def _shift(facts: PiritFacts, host_time: datetime) -> ShiftInfo:
-    number = facts.fn_shift.number if facts.fn_shift else None
-    if not shift_is_open(facts):
-        return ShiftInfo(state=ShiftState.CLOSED, number=number)
-    opened_at = aware(facts.shift_opened_at, host_time)
-    hours = hours_since(opened_at, host_time) if opened_at else None
-    expired = facts.status.flags.shift_over_24h or (hours is not None and hours >= SHIFT_LIMIT_H)
-    return ShiftInfo(
-        state=ShiftState.EXPIRED if expired else ShiftState.OPEN,
-        number=number,
-        opened_at=opened_at,
-        hours_open=hours,
+    return shift_info(
+        shift_is_open(facts),
+        facts.fn_shift.number if facts.fn_shift else None,
+        aware(facts.shift_opened_at, host_time),
+        host_time,
+        expired=facts.status.flags.shift_over_24h,
     )
 
 

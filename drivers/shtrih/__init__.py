@@ -1,6 +1,8 @@
-"""Shtrih-M driver: ``driver`` (the poll) and ``mapping`` (answers -> HealthSnapshot).
+"""Shtrih-M driver: ``driver`` (the poll), ``reads`` (the table of reads) and ``mapping``
+(answers -> HealthSnapshot).
 
-The template wire vendor: copy this package to add a register family.
+The template wire vendor: copy this package to add a register family
+(docs/adding-a-register-family.md).
 """
 
 from kktmon.drivers.shtrih.driver import ShtrihDriver
