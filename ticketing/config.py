@@ -167,6 +167,29 @@ def _window(spec: str, default_zone: str) -> ClosedWindow | None:
 _WARNING_UP = [Severity.WARNING, Severity.CRITICAL, Severity.BLOCKED]
 
 
+class TicketingLimits(StrictModel):
+    """``[ticketing.limits]``: the most one store's messages may cost the centre.
+
+    A store's credentials may publish anything inside its own subtree; these bound what
+    that can add to the ticket store. What goes over is refused and counted per site
+    (``kktmon tickets --refused``), never retried. The defaults hold a large store's
+    worst day with room to spare: a register has at most ~30 problems at once (21 codes,
+    the drive-scoped ones twice while a drive is replaced), a hypermarket ~100 registers.
+    """
+
+    #: Larger MQTT payloads are dead-lettered unread: the broker's ``message_size_limit``
+    #: (deploy/), which a snapshot (a few KiB) never comes near.
+    max_payload_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Live (unresolved) tickets of one register; a new problem beyond it is refused.
+    live_tickets_per_register: int = Field(64, ge=1)
+    #: Live tickets of one site: ~100 registers with ~20 problems each.
+    live_tickets_per_site: int = Field(2000, ge=1)
+    #: Registers of one site whose newest state the store keeps (the ``devices`` table).
+    registers_per_site: int = Field(256, ge=1)
+    #: Dead letters kept, newest first (about 4 KiB each); all are counted.
+    dead_letters_kept: int = Field(10_000, ge=0)
+
+
 class TicketingSection(StrictModel):
     """The ticket lifecycle policy (DESIGN.md section 6)."""
 
@@ -182,6 +205,7 @@ class TicketingSection(StrictModel):
     tick_interval_s: Positive = 10.0
     #: A dispatcher's claim on a call expires after this long (a dead worker's calls return).
     claim_ttl_s: Positive = 300.0
+    limits: TicketingLimits = Field(default_factory=TicketingLimits)
 
     @field_validator("store")
     @classmethod

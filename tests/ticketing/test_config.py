@@ -135,3 +135,20 @@ def test_secret_values_never_appear_in_errors() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_limits_defaults_and_overrides() -> None:
+    limits = parse_config("", env={}).ticketing.limits
+    assert limits.max_payload_bytes == 64 * 1024  # the broker's message_size_limit
+    assert (limits.live_tickets_per_register, limits.live_tickets_per_site) == (64, 2000)
+    assert limits.registers_per_site == 256 and limits.dead_letters_kept == 10_000
+    text = "[ticketing.limits]\nlive_tickets_per_register = 8\nlive_tickets_per_site = 100"
+    limits = parse_config(text, env={}).ticketing.limits
+    assert (limits.live_tickets_per_register, limits.live_tickets_per_site) == (8, 100)
+    for bad, key in (
+        ("live_tickets_per_site = 0", "live_tickets_per_site: Input should be greater"),
+        ("max_payload_bytes = 100", "max_payload_bytes: Input should be greater"),
+        ("live_tickets = 5", "ticketing.limits.live_tickets: unknown key"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            parse_config(f"[ticketing.limits]\n{bad}", env={})
