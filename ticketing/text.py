@@ -56,6 +56,12 @@ _NEUTRAL_HINT = (
     "registration before choosing"
 )
 TITLE_MAX = 250
+#: The instants the centre believes, as ``EARLIEST <= t < LATEST``. Registers count years
+#: in two digits (20YY), so every date a register reports lies inside; an agent's clock
+#: outside it is broken, and the store orders events by those times. Within it, every
+#: deadline computed from a date (+24 h, +30 days) stays far from ``datetime``'s year 9999.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class TicketFacts(BaseModel):
@@ -106,15 +112,22 @@ def _scalar(value: object) -> Scalar:
     return str(value)
 
 
+def in_range(at: datetime) -> bool:
+    """Whether an aware instant lies in ``[EARLIEST, LATEST)``."""
+    return EARLIEST <= at < LATEST
+
+
 def parse_time(value: Scalar) -> datetime | None:
-    """An ISO timestamp fact as an aware datetime (naive ones are taken as UTC)."""
+    """An ISO timestamp fact as an aware datetime (naive ones are taken as UTC); None when
+    it is not one, or lies outside ``[EARLIEST, LATEST)`` (a register's broken clock)."""
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return parsed if in_range(parsed) else None
 
 
 def label(code: str) -> str:
