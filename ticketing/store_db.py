@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol
 
@@ -56,6 +56,20 @@ class Connection(Protocol):
     def cursor(self) -> Any: ...
 
 
+def storable(value: datetime) -> datetime:
+    """``value``, if it is an instant of years 1..9999 in UTC (what both stores write and
+    read back); ValueError otherwise."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"cannot store {value.isoformat()}: outside years 1..9999 in UTC"
+        ) from None
+    return value
+
+
 class Tx:
     """One open transaction: parameter conversion and row fetching."""
 
@@ -67,7 +81,7 @@ class Tx:
         out: list[Any] = []
         for value in params:
             if isinstance(value, datetime):
-                out.append(self.d.ts(value))
+                out.append(self.d.ts(storable(value)))
             elif isinstance(value, Enum):
                 out.append(value.value)
             elif isinstance(value, dict):

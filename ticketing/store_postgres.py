@@ -7,7 +7,8 @@ Two workers inserting the same new ticket meet at the partial unique index: the 
 ``ON CONFLICT DO NOTHING`` returns no id, its transaction rolls back and is re-run,
 now seeing the winner's row. Deadlocks and serialisation failures are retried too.
 
-A connection lost between transactions is reopened on the next one. The DSN is libpq's,
+A lost connection is reopened by the next transaction, and the one that found it lost is
+run again (up to the store's retry budget). The DSN is libpq's,
 so ``?options=-csearch_path%3Dmy_schema`` selects a schema.
 """
 
@@ -59,7 +60,7 @@ class PostgresDialect:
 
     def read_ts(self, value: Any) -> datetime:
         assert isinstance(value, datetime)
-        return value.astimezone(UTC)  # the session's zone is the server's business, not ours
+        return value.astimezone(UTC)
 
     def json(self, value: dict[str, Any]) -> Any:
         return Jsonb(value)
@@ -95,7 +96,11 @@ class PostgresTicketStore(TicketStore):
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             # Autocommit: every transaction is an explicit `conn.transaction()` block.
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            # Instants read in UTC: near year 1 or 9999, another zone's reading of a stored
+            # instant can fall outside what a `datetime` holds (and fail every read).
+            conn.execute("SET TIME ZONE 'UTC'")
+            return conn
         except psycopg.Error as exc:
             raise TicketStoreError(f"{self.label}: cannot connect: {exc}") from exc
 
@@ -108,7 +113,9 @@ class PostgresTicketStore(TicketStore):
 
     def _retryable(self, exc: Exception) -> bool:
         retry = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-        return isinstance(exc, retry)
+        # A connection lost mid-transaction rolled it back; the retry opens a new one.
+        # (Lost during COMMIT, the work may have landed: facts dedup by event id.)
+        return isinstance(exc, retry) or self._conn.broken
 
     def _database_error(self) -> type[Exception]:
         return psycopg.Error

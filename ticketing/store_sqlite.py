@@ -42,10 +42,16 @@ class SqliteDialect:
     def ts(self, value: datetime) -> str:
         if value.tzinfo is None:
             raise ValueError("timestamps must be timezone-aware")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        utc = value.astimezone(UTC)
+        # The year by hand: strftime's %Y does not pad years before 1000 on glibc.
+        return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}+00:00"
 
     def read_ts(self, value: Any) -> datetime:
-        return datetime.fromisoformat(str(value))
+        text = str(value)
+        year, dash, rest = text.partition("-")
+        if dash and len(year) < 4:  # written unpadded by kktmon before schema 2
+            text = f"{year.zfill(4)}-{rest}"
+        return datetime.fromisoformat(text)
 
     def json(self, value: dict[str, Any]) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,12 @@ from ticket_facts import T0, StoreFactory, cleared, raised
 
 from kktmon.protocol.errors import ConfigError, TicketStoreError
 from kktmon.protocol.health import Severity
+from kktmon.ticketing.lifecycle import TicketState
 from kktmon.ticketing.store import OutcomeStatus, TicketStore, open_store
 from kktmon.ticketing.store_db import SCHEMA_VERSION
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 def _sql(store: TicketStore, statement: str) -> Any:
@@ -65,3 +67,43 @@ def test_prune_forgets_old_marks_and_tickets(store: TicketStore) -> None:
     late = raised(T0 + 2 * DAY, kkt="shtrih-live", event_id="new")
     assert store.apply(late, T0 + 400 * DAY).status is OutcomeStatus.CHANGED
     assert len(store.tickets()) == 1
+
+
+def test_a_lost_postgresql_connection_is_reopened_within_the_call(store_url: str) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("a lost database connection is PostgreSQL's")
+    import psycopg
+
+    with open_store(store_url, now=T0) as store:
+        store.apply(raised(T0), T0)
+        backend = store._conn.info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(store_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        assert [t.problem for t in store.tickets()] == ["PAPER_OUT"]
+        assert store._conn.info.backend_pid != backend  # type: ignore[attr-defined]
+
+
+def test_far_timestamps_read_back(store: TicketStore) -> None:
+    early = datetime(1, 1, 3, tzinfo=UTC)
+    store.apply(raised(early, code="EARLY", event_id=None), early)
+    store.tick(T0)
+    assert {t.problem for t in store.list_tickets()} == {"EARLY"}
+    assert store.tickets()[0].first_seen_at == early
+    last = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    store.apply(raised(last, code="LATE", event_id=None), T0)
+    assert {t.problem for t in store.tickets()} == {"EARLY", "LATE"}
+    year_zero = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))  # in UTC: year 0
+    with pytest.raises(ValueError, match="cannot store"):
+        store.apply(raised(year_zero, code="X"), T0)
+
+
+def test_unpadded_years_of_older_sqlite_stores_read(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/tickets.sqlite3"
+    with open_store(url, now=T0) as store:
+        store.apply(raised(T0, code="OLD"), T0)
+    with sqlite3.connect(tmp_path / "tickets.sqlite3") as db:
+        db.execute("UPDATE tickets SET first_seen_at = '1-01-01T00:00:00.000000+00:00'")
+    with open_store(url, now=T0) as store:
+        (row,) = store.list_tickets()
+        assert row.first_seen_at == datetime(1, 1, 1, tzinfo=UTC)
+        assert store.tick(T0 + HOUR)[0].state is TicketState.OPEN
