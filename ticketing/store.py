@@ -13,6 +13,8 @@ partial unique index over (site, kkt, problem, fn_serial) among unresolved ticke
 rows being changed are locked (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
 SQLite). Events carrying an id are deduplicated in the same transaction.
 
+Caps on what one site may add, dead letters and leases: :mod:`store_guards`.
+
 The clock comes in as ``now``; the store never reads it, so tests and replays decide time.
 """
 
@@ -35,7 +37,7 @@ from kktmon.protocol.contract import AgentState
 from kktmon.protocol.errors import ConfigError, KktmonError, TicketStoreError
 from kktmon.protocol.problems import ProblemCode, Severity, is_fn_scoped
 from kktmon.ticketing import lifecycle as lc
-from kktmon.ticketing import store_calls
+from kktmon.ticketing import store_calls, store_guards
 from kktmon.ticketing.calls import CallAction, HelpdeskCall
 from kktmon.ticketing.config import TicketingSection
 from kktmon.ticketing.store_calls import CallRecord
@@ -47,6 +49,7 @@ from kktmon.ticketing.store_db import (
     ticket_from_row,
     update_ticket,
 )
+from kktmon.ticketing.store_guards import DeadLetter, Refusal
 from kktmon.ticketing.text import Scalar
 
 log = logging.getLogger(__name__)
@@ -58,9 +61,11 @@ _ATTEMPTS = 8  # lost races and busy databases retry this often before giving up
 __all__ = [
     "Applied",
     "CallRecord",
+    "DeadLetter",
     "Fact",
     "Outcome",
     "OutcomeStatus",
+    "Refusal",
     "RegisterFacts",
     "TicketRow",
     "TicketStore",
@@ -112,6 +117,7 @@ class OutcomeStatus(StrEnum):
     DUPLICATE = "duplicate"  # the event id was seen before
     STALE = "stale"  # older than what the store already knows
     UNCHANGED = "unchanged"  # nothing to do
+    REFUSED = "refused"  # a new ticket over a limit: counted, not written
 
 
 class Applied(BaseModel):
@@ -247,7 +253,13 @@ class TicketStore(abc.ABC):
         if isinstance(fact, lc.ProblemRaised):
             key = (fact.site, fact.kkt, fact.problem.code, fact.fn_serial)
             current = self._newest(tx, *key)
-            return self._outcome(tx, lc.on_raised(current, fact, now, self.policy), now)
+            change = lc.on_raised(current, fact, now, self.policy)
+            if change is not None and change.ticket.id is None:  # a new live ticket
+                what = f"a new ticket ({fact.problem.code} on {fact.kkt})"
+                limits = self.policy.limits
+                if store_guards.refused(tx, fact.site, fact.kkt, what, limits=limits, now=now):
+                    return Outcome(status=OutcomeStatus.REFUSED)
+            return self._outcome(tx, change, now)
         return self._cleared(tx, fact, now)
 
     def _first_sighting(self, tx: Tx, event_id: str, now: datetime) -> bool:
@@ -462,18 +474,12 @@ class TicketStore(abc.ABC):
     # --- queries -----------------------------------------------------------------
 
     def record_states(self, states: Sequence[RegisterFacts]) -> None:
-        """Upsert the newest facts of many registers in one transaction; older ones lose."""
-        if not states:
-            return
-        rows = [(st.site, st.kkt, dict(st.facts), st.taken_at) for st in states]
-        self._run(
-            lambda tx: tx.many(
-                "INSERT INTO devices (site, kkt, facts, taken_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (site, kkt) DO UPDATE SET facts = excluded.facts,"
-                " taken_at = excluded.taken_at WHERE excluded.taken_at > devices.taken_at",
-                rows,
-            )
-        )
+        """Upsert the newest facts of many registers in one transaction; older ones lose,
+        and a register new to a site at ``limits.registers_per_site`` is refused."""
+        if states:
+            rows = [(st.site, st.kkt, dict(st.facts), st.taken_at) for st in states]
+            limit = self.policy.limits.registers_per_site
+            self._run(lambda tx: store_guards.record_devices(tx, rows, limit))
 
     def device_facts(self, site: str, kkt: str) -> dict[str, Any] | None:
         """The newest recorded state facts of one register, if any worker recorded them."""
@@ -521,6 +527,33 @@ class TicketStore(abc.ABC):
             return [agent for agent in found if agent is not None]
 
         return self._run(work)
+
+    # --- guards: dead letters, refusals, leases --------------------------------------
+
+    def record_dead_letter(self, topic: str, payload: bytes, reason: str, now: datetime) -> None:
+        """Keep a bounded, escaped copy of a message that can never be stored; count it."""
+        keep = self.policy.limits.dead_letters_kept
+        letter = partial(store_guards.dead_letter, topic=topic, payload=payload, reason=reason)
+        self._run(lambda tx: letter(tx, now=now, keep=keep))
+
+    def dead_letter_count(self) -> int:
+        """Every dead letter ever recorded in this store, trimmed ones included."""
+        return self._run(store_guards.dead_letter_count)
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        return self._run(lambda tx: store_guards.dead_letters(tx, limit))
+
+    def refusals(self) -> list[Refusal]:
+        return self._run(store_guards.refusals)
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, now: datetime) -> bool:
+        """Whether ``holder`` now holds lease ``name``: taken because free or expired, or
+        renewed (to ``now + ttl_s``) because it held it. Atomic: racing holders get one True."""
+        return self._run(lambda tx: store_guards.acquire_lease(tx, name, holder, ttl_s, now))
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Free lease ``name`` if ``holder`` holds it; whether it did."""
+        return self._run(lambda tx: store_guards.release_lease(tx, name, holder))
 
     def prune(self, now: datetime, *, events_days: float = 30, resolved_days: float = 365) -> int:
         """Forget old dedup marks and long-resolved tickets (their calls go with them)."""

@@ -23,7 +23,7 @@ from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.lifecycle import Ticket
 from kktmon.ticketing.text import TicketFacts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Dialect(Protocol):
@@ -179,8 +179,38 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 """
 
+_GUARDS = """
+-- Messages that can never be stored: a bounded, escaped copy for a human (store_guards).
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id {id},
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    payload_bytes BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at {ts} NOT NULL
+);
+-- Totals that outlive the rows they count (dead letters are trimmed to the newest).
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+-- What the limits refused, per site and limit.
+CREATE TABLE IF NOT EXISTS refusals (
+    site TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    refused BIGINT NOT NULL,
+    first_at {ts} NOT NULL,
+    last_at {ts} NOT NULL,
+    logged_at {ts},
+    PRIMARY KEY (site, reason)
+);
+-- Work one worker at a time does (the reconciler): held until expires_at unless renewed.
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at {ts} NOT NULL
+);
+"""
+
 #: version -> statements; append, never edit a released one.
-MIGRATIONS: dict[int, str] = {1: _TABLES}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _GUARDS}
 
 
 def _statements(script: str, d: Dialect) -> list[str]:
