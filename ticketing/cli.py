@@ -12,7 +12,8 @@ from typing import Any
 
 from kktmon.ticketing.config import load_config
 from kktmon.ticketing.service import TicketingService, utc_now
-from kktmon.ticketing.store import TicketRow, open_store
+from kktmon.ticketing.store import Refusal, TicketRow, open_store
+from kktmon.ticketing.store_guards import REGISTERS
 
 RECENT = timedelta(days=7)
 
@@ -26,6 +27,12 @@ def add_commands(sub: Any) -> None:
         command = sub.add_parser(name, help=text)
         command.add_argument("--config", required=True, help="TOML configuration file")
         command.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "tickets":
+            command.add_argument(
+                "--refused",
+                action="store_true",
+                help="what [ticketing.limits] refused, per site, and the dead letters",
+            )
         command.set_defaults(handler=handler)
 
 
@@ -34,6 +41,8 @@ def _ticketing(args: argparse.Namespace) -> int:
 
 
 def _tickets(args: argparse.Namespace) -> int:
+    if args.refused:
+        return show_refused(args.config, args.json)
     return show_tickets(args.config, args.json)
 
 
@@ -54,11 +63,52 @@ def show_tickets(config_path: str, as_json: bool, days: float = RECENT.days) -> 
     config = load_config(config_path)
     with open_store(config.ticketing.store, policy=config.ticketing) as store:
         rows = store.list_tickets(include_resolved_since=utc_now() - timedelta(days=days))
-    if as_json:
+        refusals, dead = store.refusals(), store.dead_letter_count()
+    if as_json:  # the array alone, as ever: the counters are `--refused --json`
         print(json.dumps([ticket_json(row) for row in rows], ensure_ascii=False))
     else:
-        sys.stdout.write(render(rows))
+        sys.stdout.write(render(rows) + refused_summary(refusals, dead))
     return 0
+
+
+def show_refused(config_path: str, as_json: bool) -> int:
+    """What the limits refused, per site and limit, and how many messages were dead-lettered."""
+    config = load_config(config_path)
+    with open_store(config.ticketing.store, policy=config.ticketing) as store:
+        refusals, dead = store.refusals(), store.dead_letter_count()
+    if as_json:
+        items = [refusal.model_dump(mode="json") for refusal in refusals]
+        print(json.dumps({"refused": items, "dead_letters": dead}, ensure_ascii=False))
+        return 0
+    lines = [f"{'site':<12}  {'limit':<26}  {'refused':>8}  {'first':<16}  last"]
+    lines += [
+        f"{r.site:<12}  {r.reason:<26}  {r.refused:>8}  {_when(r.first_at):<16}  {_when(r.last_at)}"
+        for r in refusals
+    ]
+    if not refusals:
+        lines = ["nothing refused over [ticketing.limits]"]
+    sys.stdout.write("\n".join([*lines, f"dead letters: {dead}"]) + "\n")
+    return 0
+
+
+def refused_summary(refusals: list[Refusal], dead_letters: int) -> str:
+    """One line under the tickets when something was refused or dead-lettered."""
+    parts = []
+    for registers, what in ((False, "new ticket"), (True, "state of a new register")):
+        mine = [r for r in refusals if (r.reason == REGISTERS) is registers]
+        if mine:
+            count, sites = sum(r.refused for r in mine), len({r.site for r in mine})
+            parts.append(
+                f"{_count(count, what)} refused over the limits at {_count(sites, 'site')}"
+            )
+    if dead_letters:
+        parts.append(f"{_count(dead_letters, 'message')} dead-lettered")
+    return "; ".join(parts) + " (kktmon tickets --refused)\n" if parts else ""
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun.replace("state of", "states of") if noun.startswith("state") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
 
 
 def ticket_json(row: TicketRow) -> dict[str, object]:
