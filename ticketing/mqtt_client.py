@@ -62,7 +62,10 @@ def tls_context(cfg: MqttSettings) -> ssl.SSLContext | None:
                 None if secret is None else secret.get_secret_value(),
             )
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise ConfigError(f"mqtt TLS files: cannot load: {exc}") from exc
+        hint = ""
+        if cfg.tls_cert_file is not None and cfg.tls_key_password is None:
+            hint = " (an encrypted key needs tls_key_password or KKTMON_MQTT_TLS_KEY_PASSWORD)"
+        raise ConfigError(f"mqtt TLS files: cannot load: {exc}{hint}") from exc
     return context
 
 
