@@ -205,6 +205,9 @@ class TicketingSection(StrictModel):
     tick_interval_s: Positive = 10.0
     #: A dispatcher's claim on a call expires after this long (a dead worker's calls return).
     claim_ttl_s: Positive = 300.0
+    #: How often one worker (under the store's lease) re-reads the retained alert set and
+    #: converges the store: the longest a lost message stays unrepaired.
+    reconcile_interval_s: Positive = 300.0
     limits: TicketingLimits = Field(default_factory=TicketingLimits)
 
     @field_validator("store")
