@@ -1,16 +1,29 @@
-"""``kktmon ticketing`` and ``kktmon tickets``: the service centre's two commands."""
+"""``kktmon ticketing`` and ``kktmon tickets``: the service centre's two commands.
+
+``kktmon ticketing --config F`` runs one worker until SIGTERM/SIGINT, which stop it
+cleanly and keep its broker session (a restart resumes it). Exit status: 0 after a clean
+stop, 1 when a worker thread died (the service manager should restart it), 2 for bad
+configuration or a client id another live process on this host holds, 3 when another
+client took the session over (another host runs a worker with this id: fix the ids
+before restarting). ``--retire`` ends this worker's session for good: the id a worker
+started now would take (the config's ``client_id`` or this host's lowest free slot), or
+``--client-id``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from kktmon.protocol.errors import ConfigError
 from kktmon.ticketing.config import load_config
+from kktmon.ticketing.identity import claim, lock, lock_dir
 from kktmon.ticketing.service import TicketingService, utc_now
 from kktmon.ticketing.store import Refusal, TicketRow, open_store
 from kktmon.ticketing.store_guards import REGISTERS
@@ -27,6 +40,15 @@ def add_commands(sub: Any) -> None:
         command = sub.add_parser(name, help=text)
         command.add_argument("--config", required=True, help="TOML configuration file")
         command.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "ticketing":
+            command.add_argument(
+                "--retire",
+                action="store_true",
+                help="end this worker's broker session for good (scale-in), then exit",
+            )
+            command.add_argument(
+                "--client-id", help="with --retire: the session to end (another slot's id)"
+            )
         if name == "tickets":
             command.add_argument(
                 "--refused",
@@ -37,6 +59,10 @@ def add_commands(sub: Any) -> None:
 
 
 def _ticketing(args: argparse.Namespace) -> int:
+    if args.client_id and not args.retire:
+        raise ConfigError("--client-id goes with --retire (set [mqtt] client_id to run as one)")
+    if args.retire:
+        return retire_worker(args.config, args.client_id)
     return run_ticketing(args.config)
 
 
@@ -48,6 +74,7 @@ def _tickets(args: argparse.Namespace) -> int:
 
 def run_ticketing(config_path: str) -> int:
     """Serve until SIGTERM/SIGINT."""
+    _log_lifecycle()
     service = TicketingService(load_config(config_path))
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -56,6 +83,31 @@ def run_ticketing(config_path: str) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     return service.run()
+
+
+def retire_worker(config_path: str, client_id: str | None = None) -> int:
+    """Apply what the broker queued for the worker's session, then end the session."""
+    _log_lifecycle()
+    config = load_config(config_path)
+    identity = claim(config) if client_id is None else lock(lock_dir(config), client_id)
+    service = TicketingService(config, identity=identity)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        service.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = service.retire()
+    if code == 0:
+        print(f"retired {identity.client_id}")
+    return code
+
+
+def _log_lifecycle() -> None:
+    """A service says what it does (connects, reconciles, retries) without ``-v``."""
+    package = logging.getLogger("kktmon")
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
 
 
 def show_tickets(config_path: str, as_json: bool, days: float = RECENT.days) -> int:

@@ -1,55 +1,69 @@
 """``kktmon ticketing``: the central subscriber that turns agents' messages into tickets.
 
-Threads, each with one job:
+A worker holds a stable MQTT identity (:mod:`identity`: the same client id after a
+restart, never the id of another live worker on the host) and resumes its persistent
+session under it (:mod:`session`), so its share of events waits at the broker while it
+restarts. Threads, each with one job, none allowed to die of one message:
 
 * paho's network thread receives messages and only queues them;
-* the intake worker takes queued messages in batches, translates them (:mod:`intake`),
-  applies the facts in one store transaction and only then acknowledges them to the
-  broker (manual PUBACK), so a killed worker loses nothing: the broker redelivers;
+* the intake worker takes queued messages in batches and hands them to :mod:`apply`:
+  translated (:mod:`intake`), stored, and only then acknowledged (manual PUBACK), so a
+  killed worker loses nothing: the broker redelivers. A message the store refuses even
+  alone (or one intake rejects) is dead-lettered and acknowledged; a store that is
+  unavailable holds the batch unacknowledged and is retried with backoff;
 * the ticker runs the store's clock (hold-downs, grace periods, lost agents);
-* the dispatcher delivers help-desk calls from the store's outbox to the sinks.
+* the dispatcher delivers help-desk calls from the store's outbox to the sinks;
+* the reconciler reads the retained alerts once at start (brokers never hand retained
+  messages to shared subscriptions) and then, one worker at a time under a lease, every
+  ``reconcile_interval_s`` (:mod:`reconcile`).
 
-Several workers share the load through MQTT 5 shared subscriptions
-(``$share/<group>/...``). Shared subscriptions do not get retained messages (MQTT 5;
-Mosquitto needs telling, with retain handling 2), so each worker reconciles on start:
-it reads the retained alerts and agent statuses through a plain subscription, raises
-what is retained and clears live tickets whose alert is gone.
+Anything unexpected in a loop is logged (rate-limited, with the message's topic where
+there is one), counted in :attr:`TicketingService.faults`, and the loop goes on.
+:meth:`TicketingService.run` supervises: a thread that died anyway, or a session taken
+over by another client with this id, ends the worker with a non-zero status
+(:data:`EXIT_THREAD_DIED`: restart it; :data:`EXIT_TAKEN_OVER`: fix the ids first).
+
+:meth:`TicketingService.retire` ends a worker's session for good (scale-in): it resumes
+the session, leaves the shared group, applies what was queued for it, then has the
+broker drop the session (:func:`session.end_session`).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
-import uuid
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kktmon.protocol.errors import KktmonError
-from kktmon.ticketing import lifecycle as lc
+from kktmon.ticketing.apply import Applier, Message
 from kktmon.ticketing.calls import Sink
 from kktmon.ticketing.config import OkdeskSinkConfig, TicketingConfig, WebhookSinkConfig
 from kktmon.ticketing.dispatch import Backoff, Dispatcher
-from kktmon.ticketing.intake import Fact, Intake
+from kktmon.ticketing.faults import Retry, Throttle
+from kktmon.ticketing.identity import Identity, claim
+from kktmon.ticketing.intake import Intake
 from kktmon.ticketing.okdesk import OkdeskSink
+from kktmon.ticketing.reconcile import Reconciler
+from kktmon.ticketing.session import WorkerSession, end_session
 from kktmon.ticketing.sinks import WebhookSink
-from kktmon.ticketing.store import RegisterFacts, TicketStore, open_store
+from kktmon.ticketing.store import TicketStore, open_store
 
 log = logging.getLogger(__name__)
 
 BATCH = 500  # messages per store transaction
-SESSION_EXPIRY_S = 7 * 24 * 3600  # queued messages survive a worker down for a week
-RECONCILE_QUIET_S = 1.0  # retained messages arrive at once: this long with none = done
-RECONCILE_MAX_S = 15.0
+EXIT_OK, EXIT_THREAD_DIED, EXIT_TAKEN_OVER = 0, 1, 3
+SUPERVISE_S = 0.5
+RECONCILE_POLL_S = 1.0  # how often the reconciler asks whether its run is due
+RETIRE_QUIET_S = 2.0  # retiring: this long without a message = the session's queue is empty
+RETIRE_DEADLINE_S = 120.0
 
 
 def utc_now() -> datetime:
@@ -88,164 +102,179 @@ def _backoffs(config: TicketingConfig) -> dict[str, Backoff]:
     }
 
 
-@dataclass(frozen=True)
-class _Message:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    received_at: datetime
-
-
 class TicketingService:
     """One worker; run several against one PostgreSQL store to scale out."""
 
-    def __init__(self, config: TicketingConfig, store: TicketStore | None = None) -> None:
+    def __init__(
+        self,
+        config: TicketingConfig,
+        store: TicketStore | None = None,
+        identity: Identity | None = None,
+    ) -> None:
         self.config = config
         section = config.ticketing
-        self.store = store or open_store(section.store, policy=section, sinks=config.sink_names)
-        self.intake = Intake(config.mqtt.topic_prefix)
+        self.identity = identity or claim(config)
+        try:
+            self.session = WorkerSession(
+                config.mqtt,
+                self.identity.client_id,
+                on_connected=self._on_connected,
+                on_message=self._on_message,
+                on_fatal=self._on_fatal,
+            )
+            self.store = store or open_store(section.store, policy=section, sinks=config.sink_names)
+        except BaseException:
+            self.identity.release()
+            raise
+        self.intake = Intake(config.mqtt.topic_prefix, section.limits)
         self.sinks = build_sinks(config)
         self.dispatcher = Dispatcher(self.store, self.sinks, per_sink=_backoffs(config))
+        self.reconciler = Reconciler(
+            config, self.store, self.intake, self.identity.client_id, utc_now
+        )
         self.stop_event = threading.Event()
-        self.connected = threading.Event()
         self.reconciled = threading.Event()
-        self._inbox: queue.Queue[_Message] = queue.Queue()
-        self._retained: dict[str, bytes] = {}
-        self._last_retained = time.monotonic()
-        self.applied = 0
+        self.exit_code = EXIT_OK
+        #: Unexpected failures per loop, and what became of messages (dead-lettered, lost).
+        self.faults: Counter[str] = Counter()
+        self.applier = Applier(
+            self.store,
+            self.intake,
+            ack=self._ack,
+            stop=self.stop_event,
+            faults=self.faults,
+            on_fault=self._fault,
+        )
+        self._inbox: queue.Queue[Message] = queue.Queue()
+        self._unacked = 0
+        self._unacked_lock = threading.Lock()
+        self._last_message = time.monotonic()
+        self._retiring = False
+        self._throttle = Throttle(interval_s=30.0)
         self._last_tick = 0.0
-        self._connected_at = utc_now()
-        self.client = self._client()
         self._threads = [
             threading.Thread(target=self._intake_loop, name="ticketing intake", daemon=True),
             threading.Thread(target=self._tick_loop, name="ticketing ticker", daemon=True),
-            threading.Thread(
-                target=self.dispatcher.run_forever,
-                args=(self.stop_event,),
-                name="ticketing dispatcher",
-                daemon=True,
-            ),
+            threading.Thread(target=self._dispatch_loop, name="ticketing dispatcher", daemon=True),
+            threading.Thread(target=self._reconcile_loop, name="ticketing reconciler", daemon=True),
         ]
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
+    def client_id(self) -> str:
+        return self.identity.client_id
+
+    @property
     def v5(self) -> bool:
         """MQTT 5 (shared subscriptions, session expiry) unless the config says 3.1.1."""
-        return self.config.mqtt.protocol != "3.1.1"
+        return self.session.v5
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.session.connected
+
+    @property
+    def client(self) -> mqtt.Client:
+        return self.session.client
+
+    @property
+    def applied(self) -> int:
+        """Facts stored and acknowledged so far."""
+        return self.applier.applied
 
     def start(self) -> None:
-        mqtt_config = self.config.mqtt
-        if self.v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = SESSION_EXPIRY_S
-            self.client.connect_async(
-                mqtt_config.host,
-                mqtt_config.port,
-                keepalive=mqtt_config.keepalive_s,
-                clean_start=False,
-                properties=properties,
-            )
-        else:  # a persistent 3.1.1 session: clean_session=False is set on the client
-            self.client.connect_async(
-                mqtt_config.host, mqtt_config.port, keepalive=mqtt_config.keepalive_s
-            )
-        self.client.loop_start()
+        log.info("ticketing worker %s starting", self.client_id)
+        self.session.start()
         for thread in self._threads:
             thread.start()
 
     def stop(self) -> None:
+        """Stop the threads, disconnect keeping the session, close the store, unlock the id."""
         self.stop_event.set()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=10)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.session.stop()
         self.store.close()
         for sink in self.sinks.values():
             close = getattr(sink, "close", None)
             if close is not None:
                 close()
+        self.identity.release()
 
     def run(self) -> int:
-        """Serve until ``stop_event`` (set by the CLI's signal handlers)."""
+        """Serve until ``stop_event`` (set by the CLI's signal handlers), supervising threads.
+
+        Returns 0 after a clean stop, :data:`EXIT_THREAD_DIED` when a thread died,
+        :data:`EXIT_TAKEN_OVER` when another client took the session.
+        """
         self.start()
-        self.stop_event.wait()
+        while not self.stop_event.wait(SUPERVISE_S):
+            dead = [thread.name for thread in self._threads if not thread.is_alive()]
+            if dead:
+                log.critical(
+                    "%s died; worker %s exits so that the service manager restarts it",
+                    ", ".join(dead),
+                    self.client_id,
+                )
+                self.exit_code = EXIT_THREAD_DIED
+                break
         self.stop()
-        return 0
+        return self.exit_code
+
+    def _on_fatal(self, message: str) -> None:
+        self.exit_code = EXIT_TAKEN_OVER
+        self.stop_event.set()
 
     # ------------------------------------------------------------------ MQTT
 
-    def _client(self) -> mqtt.Client:
-        cfg = self.config.mqtt
-        client_id = cfg.client_id or f"kktmon-ticketing-{uuid.uuid4().hex[:8]}"
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if self.v5 else False,
-            manual_ack=True,
-        )
-        if cfg.username:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            context = ssl.create_default_context(cafile=cfg.tls_ca_file)
-            if cfg.tls_cert_file:
-                context.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
-            client.tls_set_context(context)
-        client.reconnect_delay_set(1, 60)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        client.on_disconnect = lambda *_: self.connected.clear()
-        return client
+    def _live_topics(self) -> list[str]:
+        prefix = self.config.mqtt.topic_prefix
+        return [f"{prefix}/+/kkt/+/event", f"{prefix}/+/kkt/+/state", f"{prefix}/+/agent/status"]
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.error("MQTT refused the connection: %s", reason)
+    def _filters(self) -> list[str]:
+        group = self.config.mqtt.shared_group
+        topics = self._live_topics()
+        return [f"$share/{group}/{topic}" for topic in topics] if self.v5 else topics
+
+    def _on_connected(self, client: mqtt.Client, _session_present: bool) -> None:
+        self._last_message = time.monotonic()
+        if self._retiring:  # leave the group first: nothing new is routed to this session
+            client.unsubscribe(self._filters())
             return
-        prefix, group = self.config.mqtt.topic_prefix, self.config.mqtt.shared_group
-        live = [f"{prefix}/+/kkt/+/event", f"{prefix}/+/kkt/+/state", f"{prefix}/+/agent/status"]
-        # Retained truth, which shared subscriptions never get: read on every connect.
-        self.reconciled.clear()
-        self._last_retained = time.monotonic()
-        self._connected_at = utc_now()
         if self.v5:
             # Mosquitto 2.0 hands retained messages to a new $share subscription, contrary
-            # to MQTT 5: every register's state to every worker on every connect, all held
-            # and translated by the reconciler. The plain subscriptions below bring its input.
+            # to MQTT 5: every register's state to every worker on every connect. The
+            # reconciler reads the retained set on its own connection instead.
             options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-            client.subscribe([(f"$share/{group}/{topic}", options) for topic in live])
-            retained = [f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"]
-            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in retained])
-        else:  # one worker: plain subscriptions also bring the retained messages
-            client.subscribe([(topic, 1) for topic in [*live, f"{prefix}/+/kkt/+/alert/+"]])
-        self.connected.set()
-        log.info("ticketing connected to %s", self.config.mqtt.url)
+            client.subscribe([(topic, options) for topic in self._filters()])
+        else:  # one worker: plain subscriptions
+            client.subscribe([(topic, 1) for topic in self._filters()])
 
-    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        now = utc_now()
-        if message.retain and not self.reconciled.is_set():
-            self._retained[message.topic] = bytes(message.payload)
-            self._last_retained = time.monotonic()
-            client.ack(message.mid, message.qos)
-            return
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
+        with self._unacked_lock:
+            self._unacked += 1
+        self._last_message = time.monotonic()
         self._inbox.put(
-            _Message(message.topic, bytes(message.payload), message.mid, message.qos, now)
+            Message(message.topic, bytes(message.payload), message.mid, message.qos, utc_now())
         )
+
+    def _ack(self, message: Message) -> None:
+        self.session.ack(message.mid, message.qos)
+        with self._unacked_lock:
+            self._unacked -= 1
 
     # ------------------------------------------------------------------ intake
 
     def _intake_loop(self) -> None:
         while not self.stop_event.is_set():
-            if not self.reconciled.is_set():
-                self._maybe_reconcile()
             batch = self._take_batch()
             if batch:
-                self._apply_messages(batch)
+                more = f" (+{len(batch) - 1})" if len(batch) > 1 else ""
+                self._guarded("intake", partial(self.applier.apply, batch), batch[0].topic + more)
 
-    def _take_batch(self) -> list[_Message]:
+    def _take_batch(self) -> list[Message]:
         try:
             batch = [self._inbox.get(timeout=0.2)]
         except queue.Empty:
@@ -257,86 +286,35 @@ class TicketingService:
                 break
         return batch
 
-    def _apply_messages(self, batch: list[_Message]) -> None:
-        facts: list[Fact] = []
-        states: dict[tuple[str, str], RegisterFacts] = {}
-        for message in batch:
-            translated = self.intake.translate(message.topic, message.payload, message.received_at)
-            if translated.fact is not None:
-                facts.append(translated.fact)
-            if translated.state is not None:
-                states[(translated.state.site, translated.state.kkt)] = translated.state
+    # ------------------------------------------------------------------ other loops
+
+    def _guarded(self, loop: str, work: Callable[[], object], topic: str | None = None) -> None:
         try:
-            # States first, so raises in the same batch find their register's facts.
-            self.store.record_states(list(states.values()))
-            if facts:
-                self.store.apply_batch([self._enriched(fact) for fact in facts], utc_now())
-        except KktmonError as exc:
-            # Not acknowledged: the broker redelivers after we reconnect.
-            log.error("ticket store failed, %d message(s) left unacknowledged: %s", len(batch), exc)
-            self.client.reconnect()
-            return
-        self.applied += len(facts)
-        for message in batch:  # only now: a killed worker loses nothing the store lacks
-            self.client.ack(message.mid, message.qos)
+            work()
+        except Exception as exc:  # one failure must not end the loop
+            self._fault(loop, exc, topic)
 
-    def _enriched(self, fact: Fact) -> Fact:
-        if isinstance(fact, lc.ProblemRaised) and not fact.snapshot_facts:
-            stored = self.store.device_facts(fact.site, fact.kkt)
-            if stored:
-                return fact.model_copy(update={"snapshot_facts": stored})
-        return fact
-
-    def _maybe_reconcile(self) -> None:
-        quiet = time.monotonic() - self._last_retained
-        if not self.connected.is_set() or quiet < RECONCILE_QUIET_S:
-            return
-        self.reconcile(dict(self._retained))
-        self._retained.clear()
-        prefix = self.config.mqtt.topic_prefix
-        if self.v5:  # 3.1.1 keeps its plain subscriptions: they are the live ones too
-            self.client.unsubscribe([f"{prefix}/+/kkt/+/alert/+", f"{prefix}/+/agent/status"])
-        self.reconciled.set()
-
-    def reconcile(self, retained: dict[str, bytes]) -> None:
-        """Raise every retained alert, clear live tickets whose alert is gone."""
-        now = utc_now()
-        facts: list[Fact] = []
-        alive: set[tuple[str, str, str]] = set()
-        for topic, payload in retained.items():
-            fact = self.intake.translate(topic, payload, now).fact
-            if fact is None:
-                continue
-            facts.append(self._enriched(fact))
-            if isinstance(fact, lc.ProblemRaised):
-                alive.add((fact.site, fact.kkt, fact.problem.code))
-        for ticket in self.store.tickets():
-            key = (ticket.site, ticket.kkt, ticket.problem)
-            if (
-                ticket.state is lc.TicketState.RESOLVED
-                or ticket.kkt == lc.AGENT_KKT
-                or key in alive
-            ):
-                continue
-            if ticket.last_event_at >= self._connected_at:
-                continue  # raised live after the retained set was read: not ours to judge
-            facts.append(
-                lc.ProblemCleared(site=ticket.site, kkt=ticket.kkt, code=ticket.problem, at=now)
-            )
-        if facts:
-            self.store.apply_batch(facts, now)
-        log.info("reconciled %d retained message(s), %d fact(s)", len(retained), len(facts))
-
-    # ------------------------------------------------------------------ clock
+    def _fault(self, loop: str, exc: Exception, topic: str | None = None) -> None:
+        self.faults[loop] += 1
+        where = f" on {topic}" if topic else ""
+        self._throttle.log(
+            log,
+            logging.ERROR,
+            f"{loop}:{type(exc).__name__}",
+            "%s failed%s (%d failure(s) so far), carrying on: %s: %s",
+            loop,
+            where,
+            self.faults[loop],
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, KktmonError),
+        )
 
     def _tick_loop(self) -> None:
         interval = self.config.ticketing.tick_interval_s
         while not self.stop_event.wait(min(interval, 1.0)):
             if self._tick_due(interval):
-                try:
-                    self.store.tick(utc_now())
-                except KktmonError as exc:
-                    log.error("ticket store tick failed: %s", exc)
+                self._guarded("ticker", lambda: self.store.tick(utc_now()))
 
     def _tick_due(self, interval: float) -> bool:
         now = time.monotonic()
@@ -344,3 +322,61 @@ class TicketingService:
             self._last_tick = now
             return True
         return False
+
+    def _dispatch_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._guarded("dispatcher", lambda: self.dispatcher.run_forever(self.stop_event))
+            self.stop_event.wait(1.0)  # run_forever only returns by raising or stopping
+
+    def _reconcile_loop(self) -> None:
+        retry = Retry(1.0, 15.0)
+        while not self.stop_event.is_set():
+            try:
+                self._reconcile_at_start()
+                break
+            except Exception as exc:
+                self._fault("reconciler", exc)
+                delay = retry.next_s()
+                log.warning("start-up reconcile failed; retrying in %g s", delay)
+                self.stop_event.wait(delay)
+        while not self.stop_event.wait(RECONCILE_POLL_S):
+            self._guarded("reconciler", self.reconciler.run_if_due)
+
+    def _reconcile_at_start(self) -> None:
+        self.reconciler.run_now()  # every worker, no lease: its own start (logs its line)
+        self.reconciled.set()
+
+    # ------------------------------------------------------------------ retiring
+
+    def retire(self) -> int:
+        """End this worker's session for good, after applying what was queued for it.
+
+        Returns 0 when the session is gone; 1 (logged) when queued messages could not be
+        stored in time: the session is then kept, so nothing is lost, and retiring again
+        later finishes the job.
+        """
+        self._retiring = True
+        self.session.start()
+        intake = self._threads[0]
+        intake.start()
+        deadline = time.monotonic() + RETIRE_DEADLINE_S
+        drained = False
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            quiet = time.monotonic() - self._last_message >= RETIRE_QUIET_S
+            if self.connected.is_set() and quiet and self._unacked == 0:
+                drained = True
+                break
+            time.sleep(0.1)
+        ever_connected = self.session.ever_connected
+        self.stop()
+        if not drained:
+            why = (
+                f"{self._unacked} queued message(s) could not be stored"
+                if ever_connected
+                else "the broker could not be reached"
+            )
+            log.error("%s not retired: %s; its session is kept, try again", self.client_id, why)
+            return 1
+        end_session(self.config.mqtt, self.client_id)
+        log.warning("retired %s: the broker dropped its session", self.client_id)
+        return 0

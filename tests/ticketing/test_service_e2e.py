@@ -16,82 +16,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from ticketing_rig import PREFIX, Agent, config_text
+from ticketing_rig import live as _live
+from ticketing_rig import wait_for as _wait
 from webhook_receiver import WebhookReceiver
 
-from kktmon.protocol.contract import AgentState, AgentStatus, Event, EventKind
 from kktmon.protocol.health import Owner, Problem, Severity
 from kktmon.ticketing.config import parse_config
 from kktmon.ticketing.lifecycle import TicketState
 from kktmon.ticketing.service import TicketingService
 from kktmon.ticketing.store import TicketStore, open_store
-
-PREFIX = "kktmon/v1"
-
-
-def _config_text(
-    broker: Any, store_url: str, hook: str | None = None, mqtt: str = "", **ticketing: str
-) -> str:
-    settings = {
-        "open_after_s": "0.3",
-        "resolve_after_s": "0.3",
-        "agent_lost_after_s": "0.3",
-        "tick_interval_s": "0.1",
-        **ticketing,
-    }
-    lines = "\n".join(f"{key} = {value}" for key, value in settings.items())
-    sink = f'[[sinks]]\ntype = "webhook"\nurl = "{hook}"\nsecret = "s3cret"\n' if hook else ""
-    return (
-        f'[mqtt]\nurl = "mqtt://{broker.host}:{broker.port}"\n{mqtt}'
-        f'[ticketing]\nstore = "{store_url}"\n{lines}\n'
-        f'[ticketing.closed_hours]\ndefault = ""\n{sink}'
-    )
-
-
-class Agent:
-    """Publishes what a store's agent would."""
-
-    def __init__(self, broker: Any, site: str = "store-1", kkt: str = "shtrih-0001") -> None:
-        self.site, self.kkt, self.seq = site, kkt, 0
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-
-    def event(self, kind: str, code: str, at: datetime, **facts: Any) -> Event:
-        self.seq += 1
-        problem = Problem(
-            code=code,
-            severity=Severity.WARNING,
-            owner=Owner.SERVICE,
-            message=f"{code} on {self.kkt}",
-            since=at,
-            facts=facts,
-        )
-        event = Event(seq=self.seq, kind=EventKind(kind), problem=problem, at=at)
-        self.send_event(event)
-        return event
-
-    def send_event(self, event: Event) -> None:
-        topic = f"{PREFIX}/{self.site}/kkt/{self.kkt}/event"
-        self.client.publish(topic, event.to_bytes(), qos=1).wait_for_publish(5)
-
-    def alert(self, problem: Problem) -> None:
-        topic = f"{PREFIX}/{self.site}/kkt/{self.kkt}/alert/{problem.code}"
-        payload = problem.model_dump_json().encode()
-        self.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
-
-    def status(self, state: str, session: int) -> None:
-        status = AgentStatus(
-            state=AgentState(state), session=session, version="t", started_at=datetime.now(UTC)
-        )
-        topic = f"{PREFIX}/{self.site}/agent/status"
-        self.client.publish(topic, status.to_bytes(), qos=1, retain=True).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -102,11 +37,14 @@ def agent(mosquitto: Any) -> Iterator[Agent]:
 
 
 @pytest.fixture
-def services(mosquitto: Any, store_url: str) -> Iterator[Callable[..., TicketingService]]:
+def services(
+    mosquitto: Any, store_url: str, tmp_path: Path
+) -> Iterator[Callable[..., TicketingService]]:
     started: list[TicketingService] = []
 
     def start(hook: str | None = None, mqtt: str = "", **ticketing: str) -> TicketingService:
-        config = parse_config(_config_text(mosquitto, store_url, hook, mqtt, **ticketing))
+        text = config_text(mosquitto, store_url, hook, mqtt, tmp_path / "locks", **ticketing)
+        config = parse_config(text)
         service = TicketingService(config)
         service.start()
         started.append(service)
@@ -124,22 +62,6 @@ def reader(store_url: str) -> Iterator[TicketStore]:
     store = open_store(store_url)
     yield store
     store.close()
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out: {what}")
-        time.sleep(0.05)
-
-
-def _live(store: TicketStore, problem: str | None = None) -> list[Any]:
-    return [
-        t
-        for t in store.tickets()
-        if t.state is not TicketState.RESOLVED and (problem is None or t.problem == problem)
-    ]
 
 
 def test_raise_hold_down_open_clear_grace_resolve_with_a_webhook(
@@ -260,7 +182,7 @@ def test_killed_worker_loses_nothing(
     mosquitto: Any, agent: Agent, reader: TicketStore, store_url: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "ticketing.toml"
-    text = _config_text(mosquitto, store_url).replace("[mqtt]\n", '[mqtt]\nclient_id = "tk-1"\n')
+    text = config_text(mosquitto, store_url, mqtt='client_id = "tk-1"\n', lock_dir=tmp_path)
     config.write_text(text)
     command = [sys.executable, "-m", "kktmon.cli", "ticketing", "--config", str(config)]
     worker = subprocess.Popen(command, stderr=subprocess.DEVNULL)
