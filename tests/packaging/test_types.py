@@ -1,12 +1,17 @@
-"""mypy --strict over every layer, as part of the suite.
+"""mypy --strict over every layer, the tests and the benchmarks, as part of the suite.
 
 The installed package is not what mypy should read (an editable install hides the
 namespace from it, STYLE.md), so the test lays a ``kktmon/`` folder of symlinks to the
-source folders and checks that.
+source folders, plus ``tests`` and ``benchmarks``, and checks that in one run with no
+per-folder exclusions. Tests are not a package (no ``__init__.py``: bare ``import
+protocol`` must never work in them), so mypy names their modules by path
+(``--explicit-package-bases``: ``tests.drivers.shtrih.test_driver``), and the shared
+helpers that tests import by bare name come from ``tests/helpers`` on ``MYPYPATH``.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.util import find_spec
@@ -24,7 +29,8 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     package.mkdir()
     for layer in LAYERS:
         (package / layer).symlink_to(ROOT / layer, target_is_directory=True)
-    args = [arg for layer in LAYERS for arg in ("-p", f"kktmon.{layer}")]
+    for folder in ("tests", "benchmarks"):
+        (tmp_path / folder).symlink_to(ROOT / folder, target_is_directory=True)
     result = subprocess.run(
         [
             sys.executable,
@@ -34,9 +40,13 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
             str(ROOT / "pyproject.toml"),
             "--cache-dir",
             str(tmp_path / "cache"),
-            *args,
+            "--explicit-package-bases",
+            "kktmon",
+            "tests",
+            "benchmarks",
         ],
         cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(ROOT / "tests" / "helpers")},
         capture_output=True,
         text=True,
         check=False,
