@@ -335,9 +335,15 @@ class TicketingService:
                 self._reconcile_at_start()
                 break
             except Exception as exc:
-                self._fault("reconciler", exc)
+                self.faults["reconciler"] += 1
                 delay = retry.next_s()
-                log.warning("start-up reconcile failed; retrying in %g s", delay)
+                log.warning(
+                    "start-up reconcile failed (%s: %s); retrying in %g s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    exc_info=not isinstance(exc, KktmonError),
+                )
                 self.stop_event.wait(delay)
         while not self.stop_event.wait(RECONCILE_POLL_S):
             self._guarded("reconciler", self.reconciler.run_if_due)

@@ -112,6 +112,10 @@ class WorkerSession:
     def _build(self) -> mqtt.Client:
         client = new_client(self.cfg, self.client_id, persistent=True, manual_ack=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # A callback that raised would end paho's network thread, and with it the worker's
+        # session, silently: paho logs it (ERROR) and carries on instead.
+        client.suppress_exceptions = True
+        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         client.on_connect = self._connected
         client.on_connect_fail = self._connect_failed
         client.on_disconnect = self._disconnected
@@ -154,7 +158,10 @@ class WorkerSession:
         after = f" after {attempts} failed attempt(s)" if attempts else ""
         resumed = "resumed its session" if flags.session_present else "a new session"
         log.info("%s: connected%s, %s", self.where, after, resumed)
-        self._on_connected(client, bool(flags.session_present))
+        try:
+            self._on_connected(client, bool(flags.session_present))
+        except Exception:  # a bug, not the broker: say so rather than end paho's thread
+            log.exception("%s: setting up the session (subscriptions) failed", self.where)
         self.ever_connected = True
         self.connected.set()
 
