@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from kktmon.agent.outbox import OutboxLimits
+from kktmon.agent.outbox import MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD, OutboxLimits
 from kktmon.drivers.base import DriverOptions
 from kktmon.protocol.errors import ConfigError
 from kktmon.protocol.settings import (
@@ -137,17 +137,25 @@ _DRIVER_KEYS = (
 
 
 class OutboxConfig(StrictModel):
-    """Bounds of the spool; beyond them the oldest state snapshots go, events stay."""
+    """Bounds of the spool; beyond them the oldest state snapshots go, events stay.
+
+    ``max_payload_bytes`` is the broker's payload limit (the shipped Mosquitto's
+    ``message_size_limit``): a bigger message is trimmed (states, alerts) or set aside
+    in the spool's ``rejected`` table (events), never sent to be dropped there. From a
+    real state's size up to MQTT's own maximum.
+    """
 
     max_rows: int = Field(100_000, ge=10)
     max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
     max_age_days: Positive = 30.0
+    max_payload_bytes: int = Field(MAX_PAYLOAD_BYTES, ge=4096, le=MQTT_MAX_PAYLOAD)
 
     def limits(self) -> OutboxLimits:
         return OutboxLimits(
             max_rows=self.max_rows,
             max_bytes=self.max_bytes,
             max_age_s=self.max_age_days * 86400.0,
+            max_payload_bytes=self.max_payload_bytes,
         )
 
 

@@ -60,9 +60,17 @@ class AgentFigures:
             outbox_depth=outbox.depth,
             outbox_oldest_age_s=outbox.oldest_age_s,
             outbox_bytes=outbox.bytes,
-            outbox_drops=outbox.drops,
+            outbox_drops=outbox_losses(outbox),
             publisher=publisher,
         )
 
     def status_line(self, outbox: OutboxStats) -> str:
-        return f"{self.polls} polls, {self.failed_polls} failed, outbox {outbox.depth} queued"
+        line = f"{self.polls} polls, {self.failed_polls} failed, outbox {outbox.depth} queued"
+        return f"{line}, {outbox.rejected} set aside" if outbox.rejected else line
+
+
+def outbox_losses(outbox: OutboxStats) -> dict[str, int]:
+    """``outbox_drops`` of the health payload: the states dropped over the spool's limits
+    (by kind), the messages set aside unsent (by reason: ``oversize``, ``refused``,
+    ``disconnect``) and those trimmed to fit the broker's limit (``trimmed``)."""
+    return {**outbox.drops, **outbox.set_aside, "trimmed": outbox.trimmed}

@@ -14,6 +14,14 @@ in place: the MQTT layer may hold the old row in flight, and its late PUBACK mus
 delete a payload that was never sent. Limits by rows, bytes and age drop the oldest state
 rows only; when events alone exceed them, they are kept and ``stats().over_limit`` says so.
 
+No message bigger than ``max_payload_bytes`` (the broker's payload limit) is queued: a
+state or alert is trimmed where :mod:`kktmon.agent.trim` finds a principled cut, and
+otherwise, like any oversize event, set aside. Set-aside rows move to the ``rejected``
+table with their reason (:class:`SetAside`): kept for inspection (``kktmon outbox``),
+logged once, counted in ``stats().set_aside``, and never in the way of the rows behind
+them. The publisher sets rows aside there too, when the broker refuses one or the link
+keeps breaking on it. Of states and alerts only the newest per topic is kept aside.
+
 The agent's own state lives here too, in tables of its own: the per-device event ``seq``
 counters and the rule engine's counters. :meth:`Outbox.commit_poll` writes one poll's
 messages together with them in a single transaction, so an event is never on disk
@@ -31,20 +39,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from kktmon.agent.trim import fit
 from kktmon.protocol.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
 # 2: the ``seq`` and ``rules_state`` tables. An older kktmon refuses a version 2 file
-# rather than restart every seq from the JSON files it no longer finds.
+# rather than restart every seq from the JSON files it no longer finds. The ``rejected``
+# and ``tallies`` tables came later without a new version: an older kktmon ignores them.
 SCHEMA_VERSION = 2
+
+#: The shipped broker's payload limit (``message_size_limit`` in deploy/mosquitto).
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: MQTT's own bound on a packet's remaining length, and so on any payload.
+MQTT_MAX_PAYLOAD = 268_435_455
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -78,6 +93,19 @@ CREATE TABLE IF NOT EXISTS seq (kkt TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rules_state (
     id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL
 );
+-- Rows set aside (never published), under the id they had in entries.
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    rejected_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+-- Running counts: rows set aside by reason, and messages trimmed to fit.
+CREATE TABLE IF NOT EXISTS tallies (name TEXT PRIMARY KEY, count INTEGER NOT NULL);
 """
 
 
@@ -87,13 +115,29 @@ class EntryKind(StrEnum):
     RETAINED = "retained"
 
 
+class SetAside(StrEnum):
+    """Why a row went to the ``rejected`` table instead of the broker."""
+
+    #: Over ``max_payload_bytes``, and not a state or alert that could be trimmed.
+    OVERSIZE = "oversize"
+    #: The broker answered its PUBLISH with a failure PUBACK (MQTT 5, e.g. not authorised).
+    REFUSED = "refused"
+    #: The connection broke on it twice, the second time with it alone in flight (e.g.
+    #: Mosquitto's PUBACK 0x95, which paho takes for a protocol error).
+    DISCONNECT = "disconnect"
+
+
 @dataclass(frozen=True)
 class OutboxLimits:
-    """Soft bounds: exceeding them drops the oldest state rows, never events."""
+    """Soft bounds: exceeding them drops the oldest state rows, never events.
+
+    ``max_payload_bytes`` is a hard one: nothing bigger is queued (module docstring).
+    """
 
     max_rows: int = 100_000
     max_bytes: int = 256 * 1024 * 1024
     max_age_s: float = 30 * 86400.0
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -133,13 +177,36 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A row set aside: never published, kept for a person to look at."""
+
+    id: int
+    kind: EntryKind
+    topic: str
+    payload: bytes
+    created_at: float
+    rejected_at: float
+    reason: SetAside
+    #: Sizes, the limit, or the broker's reason code, in words.
+    detail: str
+
+
+@dataclass(frozen=True)
 class OutboxStats:
     depth: int
     depth_by_kind: dict[str, int]
     bytes: int
     oldest_age_s: float | None
+    #: Rows dropped over the limits, by kind (only states).
     drops: dict[str, int]
     over_limit: bool
+    #: Rows in the ``rejected`` table now.
+    rejected: int = 0
+    #: Rows ever set aside, by :class:`SetAside` reason (more than ``rejected`` once newer
+    #: states replaced older ones there).
+    set_aside: dict[str, int] = field(default_factory=dict)
+    #: States and alerts ever trimmed to fit ``max_payload_bytes``.
+    trimmed: int = 0
 
 
 class Outbox:
@@ -161,6 +228,7 @@ class Outbox:
         self.limits = limits or OutboxLimits()
         self._clock = clock
         self._lock = threading.RLock()
+        self._warned: set[tuple[str, str]] = set()  # (topic, what) logged for states/alerts
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -206,7 +274,10 @@ class Outbox:
                 raise
 
     def put_event(self, topic: str, payload: bytes) -> int:
-        """Append an event; it stays until acked, whatever the limits."""
+        """Append an event; it stays until acked, whatever the limits.
+
+        One over ``max_payload_bytes`` is set aside at once (its id is returned all the same).
+        """
         with self._transaction() as db:
             return self._insert(db, EntryKind.EVENT, topic, payload, None)
 
@@ -214,13 +285,17 @@ class Outbox:
         """Queue the retained snapshot of ``topic``; None when an equal-or-newer one won.
 
         A snapshot taken at the same moment as the accepted one replaces it (a re-put).
+        One over ``max_payload_bytes`` is trimmed to fit, or else set aside.
         """
         message = Message.state(topic, payload, taken_at)
         with self._transaction() as db:
             return self._put(db, message)
 
     def put_retained(self, topic: str, payload: bytes) -> int:
-        """Queue a retained alert; the newest put per topic wins, ``b""`` clears it."""
+        """Queue a retained alert; the newest put per topic wins, ``b""`` clears it.
+
+        One over ``max_payload_bytes`` is trimmed to fit, or else set aside.
+        """
         with self._transaction() as db:
             return self._replace(db, EntryKind.RETAINED, topic, payload, None)
 
@@ -308,15 +383,88 @@ class Outbox:
         taken_at: float | None,
     ) -> int:
         now = self._clock()
+        limit = self.limits.max_payload_bytes
+        fitted = None if kind is EntryKind.EVENT else fit(payload, limit)
         cursor = db.execute(
             "INSERT INTO entries (kind, topic, payload, created_at, taken_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (kind.value, topic, bytes(payload), now, taken_at),
+            (kind.value, topic, bytes(payload if fitted is None else fitted), now, taken_at),
         )
         entry_id = cursor.lastrowid
         assert entry_id is not None
+        if len(payload) > limit:
+            if fitted is None:  # the id stays taken: a late ack can never hit another row
+                detail = f"over max_payload_bytes {limit}"
+                self._set_aside(db, entry_id, SetAside.OVERSIZE, detail)
+                return entry_id
+            self._tally(db, "trimmed")
+            self._warn(
+                kind, topic, "trimmed", "trimmed from %d to %d bytes", len(payload), len(fitted)
+            )
         self._enforce_limits(db, now, keep=entry_id)
         return entry_id
+
+    def set_aside(self, entry_id: int, reason: SetAside, detail: str) -> bool:
+        """Move a pending row to the ``rejected`` table; False if it was already gone."""
+        with self._transaction() as db:
+            return self._set_aside(db, entry_id, reason, detail)
+
+    def _set_aside(
+        self, db: sqlite3.Connection, entry_id: int, reason: SetAside, detail: str
+    ) -> bool:
+        row = db.execute(
+            "SELECT kind, topic, length(payload) FROM entries WHERE id = ?", (entry_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        kind, topic, size = EntryKind(row[0]), row[1], row[2]
+        if kind is not EntryKind.EVENT:  # only the newest state or alert per topic
+            db.execute("DELETE FROM rejected WHERE topic = ? AND kind != 'event'", (topic,))
+        db.execute(
+            "INSERT INTO rejected SELECT id, kind, topic, payload, created_at, ?, ?, ?"
+            " FROM entries WHERE id = ?",
+            (self._clock(), reason.value, detail, entry_id),
+        )
+        db.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+        self._tally(db, reason.value)
+        self._warn(
+            kind,
+            topic,
+            reason.value,
+            "set aside, %d bytes (%s: %s); kept in the rejected table of %s",
+            size,
+            reason.value,
+            detail,
+            self.path,
+        )
+        return True
+
+    def _tally(self, db: sqlite3.Connection, name: str) -> None:
+        db.execute(
+            "INSERT INTO tallies VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET count = count + 1",
+            (name,),
+        )
+
+    def _warn(self, kind: EntryKind, topic: str, what: str, message: str, *args: object) -> None:
+        """Log an event every time (each is one), a state or alert once per topic."""
+        if kind is not EntryKind.EVENT:
+            if (topic, what) in self._warned:
+                return
+            self._warned.add((topic, what))
+        log.warning("outbox: %s on %s " + message, kind.value, topic, *args)
+
+    def rejected(self, limit: int = 100) -> list[Rejected]:
+        """Up to ``limit`` set-aside rows, oldest first."""
+        with self._lock:
+            rows = self._query(
+                "SELECT id, kind, topic, payload, created_at, rejected_at, reason, detail"
+                " FROM rejected ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        return [
+            Rejected(r[0], EntryKind(r[1]), r[2], bytes(r[3]), r[4], r[5], SetAside(r[6]), r[7])
+            for r in rows
+        ]
 
     def _enforce_limits(self, db: sqlite3.Connection, now: float, keep: int) -> None:
         """Drop the oldest state rows (never ``keep``, the newest truth) until within bounds."""
@@ -372,6 +520,8 @@ class Outbox:
             by_kind = self._query("SELECT kind, count(*) FROM entries GROUP BY kind")
             oldest = self._query("SELECT min(created_at) FROM entries")[0][0]
             drops = self._query("SELECT kind, count FROM drops")
+            rejected = self._query("SELECT count(*) FROM rejected")[0][0]
+            tallies = dict(self._query("SELECT name, count FROM tallies"))
         return OutboxStats(
             depth=nrows,
             depth_by_kind={kind.value: 0 for kind in EntryKind} | dict(by_kind),
@@ -379,6 +529,9 @@ class Outbox:
             oldest_age_s=None if oldest is None else max(0.0, self._clock() - oldest),
             drops={kind.value: 0 for kind in EntryKind} | dict(drops),
             over_limit=nrows > self.limits.max_rows or nbytes > self.limits.max_bytes,
+            rejected=rejected,
+            set_aside={reason.value: tallies.get(reason.value, 0) for reason in SetAside},
+            trimmed=tallies.get("trimmed", 0),
         )
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
