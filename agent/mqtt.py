@@ -13,9 +13,21 @@ holds up the publishing.
 Per connection: ``outbox.mark_replayed()``, the retained ``online`` birth, subscriptions
 (commands, and our own status topic), the ``on_connect`` callback (the service re-puts
 the current state and active alerts), then the outbox in id order with QoS 1 and a
-bounded in-flight window; a PUBACK deletes the row. A failure PUBACK (MQTT 5, e.g. not
-authorised) keeps the row for the next connection. Events queued before the current
+bounded in-flight window; a PUBACK deletes the row. Events queued before the current
 connection go out with ``"replayed": true``.
+
+One bad row never blocks the rows behind it. A row over ``max_payload_bytes`` (queued by
+an older agent, or grown by the ``replayed`` flag) is set aside instead of sent. A
+failure PUBACK (MQTT 5, e.g. 0x87 not authorised) sets the row aside with the reason;
+only 0x91 and 0x97 (packet id in use, quota exceeded: passing states) keep it for the
+next connection. Some refusals end the connection instead: Mosquitto 2.0 answers an
+oversize publish with PUBACK 0x95, which is no valid PUBACK code for paho, so paho drops
+the link as a protocol error before we learn which message it was; a packet over the
+broker's ``max_packet_size`` gets DISCONNECT 0x95. When a connection breaks like that
+with rows in flight, those rows become suspects and the next connections send one row at
+a time until each suspect is through; a suspect the link breaks on again, alone in
+flight, is set aside. So a message the broker will never take costs two reconnects, not
+a loop.
 
 The last will is a retained ``lost`` with this process's session (MQTT 5: delayed a few
 seconds, so a quick reconnect does not flap). Should a stale ``lost`` or ``offline``
@@ -46,7 +58,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from kktmon.agent.config import AgentConfig
 from kktmon.agent.mqtt_commands import CommandDesk, CommandHandler
 from kktmon.agent.mqtt_link import Link, LinkEvent, ssl_context
-from kktmon.agent.outbox import Entry, EntryKind, Outbox
+from kktmon.agent.outbox import Entry, EntryKind, Outbox, SetAside
 from kktmon.protocol.contract import AgentState, AgentStatus, PublisherStats
 from kktmon.protocol.topics import Topics
 
@@ -59,6 +71,12 @@ _RESERVE = 4
 #: CONNACK codes meaning "not this protocol version": MQTT 5's 0x84, and 3.1.1's 1 in
 #: case paho passes a 3.1.1-style refusal through unconverted.
 _PROTOCOL_REFUSED = {0x84, 0x01}
+#: Failure PUBACKs that may pass (packet identifier in use, quota exceeded): keep the row.
+_RETRY_LATER = {0x91, 0x97}
+#: Why a connection may end because of one message in it: malformed packet, protocol
+#: error (paho's word for a PUBACK code it does not know, such as Mosquitto's 0x95),
+#: topic name invalid, packet too large, payload format invalid.
+_MESSAGE_FAULTS = {0x81, 0x82, 0x90, 0x95, 0x99}
 
 
 class MqttPublisher:
@@ -111,6 +129,8 @@ class MqttPublisher:
         self._v311 = self._mqtt.protocol == "3.1.1"
         self._link: Link | None = None
         self._gen = 0
+        #: Outbox rows in flight when a connection broke on a message (module docstring).
+        self._suspects: set[int] = set()
         self._counts = dict.fromkeys(
             ("connects", "connect_failures", "published", "publish_errors"), 0
         )
@@ -258,9 +278,35 @@ class MqttPublisher:
                 continue
             if event.kind == "gone":
                 log.warning("MQTT connection to %s lost: %s", link.where, event.reason)
+                self._lost(link, event.reason)
                 return
             self._handle(link, event)
         self._goodbye(link)
+
+    def _lost(self, link: Link, reason: ReasonCode | None) -> None:
+        """The connection broke: if on a message, narrow down which one (module docstring)."""
+        if reason is None or reason.value not in _MESSAGE_FAULTS or not link.inflight:
+            return
+        ids = sorted(entry.id for entry in link.inflight.values())
+        if len(ids) == 1 and ids[0] in self._suspects:
+            detail = f"the connection broke on it twice, then with it alone in flight ({reason})"
+            self._outbox.set_aside(ids[0], SetAside.DISCONNECT, detail)
+            self._through(ids[0])
+            return
+        self._suspects = set(ids)
+        log.warning(
+            "MQTT: the connection broke on a message (%s); sending one at a time until "
+            "outbox rows %s are through",
+            reason,
+            ", ".join(map(str, ids)),
+        )
+
+    def _through(self, entry_id: int) -> None:
+        """Row ``entry_id`` is acked or set aside; one at a time, so are the suspects before it."""
+        if self._suspects:
+            self._suspects = {suspect for suspect in self._suspects if suspect > entry_id}
+            if not self._suspects:
+                log.info("MQTT: the suspect rows are through; back to the full window")
 
     def _handle(self, link: Link, event: LinkEvent) -> None:
         if event.kind == "puback":
@@ -280,19 +326,34 @@ class MqttPublisher:
         return event
 
     def _fill(self, link: Link) -> None:
-        room = min(self._window, max(1, link.receive_max - _RESERVE)) - len(link.inflight)
-        if room <= 0:
+        """Publish pending rows until the window is full (one at a time while in doubt)."""
+        while (room := self._window_for(link) - len(link.inflight)) > 0:
+            entries = self._outbox.pending(limit=room, after=link.cursor)
+            if not entries:
+                return
+            for entry in entries:
+                link.cursor = entry.id
+                self._send(link, entry)
+
+    def _window_for(self, link: Link) -> int:
+        if self._suspects:
+            return 1
+        return min(self._window, max(1, link.receive_max - _RESERVE))
+
+    def _send(self, link: Link, entry: Entry) -> None:
+        payload = _wire_payload(entry)
+        limit = self._outbox.limits.max_payload_bytes
+        if len(payload) > limit:  # queued before the check, or under a bigger limit
+            self._outbox.set_aside(entry.id, SetAside.OVERSIZE, f"over max_payload_bytes {limit}")
+            self._through(entry.id)
             return
-        for entry in self._outbox.pending(limit=room, after=link.cursor):
-            link.cursor = entry.id
-            retain = entry.kind is not EntryKind.EVENT
-            try:
-                mid = link.publish(entry.topic, _wire_payload(entry), retain=retain)
-            except ValueError as exc:  # paho refuses wildcard topics and oversize payloads
-                self._counts["publish_errors"] += 1
-                log.error("outbox entry %d cannot be published (kept): %s", entry.id, exc)
-                continue
-            link.inflight[mid] = entry
+        try:
+            mid = link.publish(entry.topic, payload, retain=entry.kind is not EntryKind.EVENT)
+        except ValueError as exc:  # paho refuses wildcard topics
+            self._counts["publish_errors"] += 1
+            log.error("outbox entry %d cannot be published (kept): %s", entry.id, exc)
+            return
+        link.inflight[mid] = entry
 
     def _acked(self, link: Link, mid: int, reason: ReasonCode | None) -> None:
         entry = link.inflight.pop(mid, None)
@@ -300,10 +361,15 @@ class MqttPublisher:
             return
         if _failed(reason):
             self._counts["publish_errors"] += 1
-            log.warning("broker refused %s (entry %d, kept): %s", entry.topic, entry.id, reason)
-            return
-        self._outbox.ack(entry.id)
-        self._counts["published"] += 1
+            if reason is None or reason.value in _RETRY_LATER:
+                log.warning("broker refused %s (entry %d, kept): %s", entry.topic, entry.id, reason)
+                return
+            detail = f"the broker answered PUBACK 0x{reason.value:02X} {reason}"
+            self._outbox.set_aside(entry.id, SetAside.REFUSED, detail)
+        else:
+            self._outbox.ack(entry.id)
+            self._counts["published"] += 1
+        self._through(entry.id)
 
     def _check_status(self, link: Link, payload: bytes) -> None:
         try:

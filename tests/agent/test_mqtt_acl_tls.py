@@ -204,7 +204,7 @@ def test_a_store_cannot_publish_into_another_stores_subtree(
     assert store_a.wait_received(A.command("poll")) == [A.command("poll")]
 
 
-def test_an_agent_works_within_the_acl_and_keeps_refused_rows(
+def test_an_agent_works_within_the_acl_and_sets_refused_rows_aside(
     central: Central, probe: Callable[[str], Probe], outbox: Outbox
 ) -> None:
     def answer(name: str, request: CommandRequest) -> CommandResponse:
@@ -217,7 +217,9 @@ def test_an_agent_works_within_the_acl_and_keeps_refused_rows(
     agent = central.rig.agent(central.tls_config(**STORE_A), outbox=outbox, on_command=answer)
     central.rig.until(lambda: agent.stats().published == 1, what="the allowed row")
     assert agent.stats().publish_errors == 1  # MQTT 5 PUBACK "Not authorized"
-    assert [e.topic for e in outbox.pending()] == [B.event("shtrih-0002")]  # kept, not lost
+    central.rig.until(lambda: outbox.stats().depth == 0, what="the refused row moved aside")
+    # Kept, not lost, and out of the queue's way: test_oversize.py has the details.
+    assert [(r.topic, r.reason) for r in outbox.rejected()] == [(B.event("shtrih-0002"), "refused")]
     admin.wait_topic(A.event("shtrih-0001"))
     shared.wait_topic(A.event("shtrih-0001"))  # shared subscriptions pass the ACL too
     birth = admin.wait_topic(A.status())
