@@ -79,6 +79,7 @@ def read_retained(cfg: MqttSettings, client_id: str, timeout_s: float = 15.0) ->
         filters=[f"{cfg.topic_prefix}/+/agent/status", f"{cfg.topic_prefix}/+/kkt/+/alert/+"],
         marker=f"{cfg.topic_prefix}/{MARKER_SITE}/cmd/reconcile-{token}",
         token=token,
+        v5=is_v5(cfg),
     )
     client = new_client(cfg, client_id, persistent=False)
     reader.attach(client)
@@ -121,8 +122,9 @@ class _Reader:
     its ``max_queued_messages`` bounds each burst, not their sum.
     """
 
-    def __init__(self, filters: list[str], marker: str, token: str) -> None:
+    def __init__(self, filters: list[str], marker: str, token: str, *, v5: bool) -> None:
         self.filters = filters
+        self.v5 = v5
         self.marker = marker
         self.token = token
         self.retained = RetainedSet()
@@ -170,13 +172,14 @@ class _Reader:
             self.done = True
             return
         assert self._client is not None
-        options = SubscribeOptions(qos=0)
-        topics = [(self.filters[self.phase], options)]
-        if self.phase == 0:
-            topics.append((self.marker, options))
+        names = [self.filters[self.phase], *([self.marker] if self.phase == 0 else [])]
         # The broker queues the filter's retained messages while handling the SUBSCRIBE,
         # before it reads the marker's PUBLISH that follows: the marker comes after them.
-        _rc, mid = self._client.subscribe(topics)
+        # QoS 0: MQTT 5 takes options, 3.1.1 a bare number.
+        if self.v5:
+            _rc, mid = self._client.subscribe([(n, SubscribeOptions(qos=0)) for n in names])
+        else:
+            _rc, mid = self._client.subscribe([(n, 0) for n in names])
         self._subscribe_mid = -1 if mid is None else mid
         self._client.publish(self.marker, self._marker_payload(self.phase), qos=1)
 

@@ -23,6 +23,7 @@ from kktmon.ticketing import lifecycle as lc
 from kktmon.ticketing.config import TicketingConfig
 from kktmon.ticketing.intake import Intake
 from kktmon.ticketing.reconcile import LEASE, Reconciler, ReconcileReport
+from kktmon.ticketing.retained import read_retained
 from kktmon.ticketing.store import TicketStore, open_store
 
 PREFIX = "kktmon/v1"
@@ -272,6 +273,22 @@ def test_every_retained_message_is_read_when_there_are_thousands(
     assert retained.complete, "ended by the marker, not by the quiet period"
     assert set(retained) == topics
     assert all(value == payload for value in retained.values())
+
+
+def test_an_mqtt_3_1_1_read_is_whole_too(broker: Any, publisher: Publisher) -> None:
+    publisher.alert("store-1", "shtrih-1", problem("PAPER_OUT"))
+    publisher.status("store-1", AgentState.ONLINE)
+    cfg = TicketingConfig.model_validate(
+        {"mqtt": {"url": f"mqtt://{broker.host}:{broker.port}", "protocol": "3.1.1"}}
+    )
+
+    retained = read_retained(cfg.mqtt, "kktmon-ticketing-a-reconcile")
+
+    assert retained.complete
+    assert set(retained) == {
+        f"{PREFIX}/store-1/kkt/shtrih-1/alert/PAPER_OUT",
+        f"{PREFIX}/store-1/agent/status",
+    }
 
 
 def test_a_ticket_raised_live_after_the_read_began_is_not_cleared(
