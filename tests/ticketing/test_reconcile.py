@@ -6,6 +6,7 @@ without their events, as if those were lost; the reconciler must repair the stor
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from mqtt_broker import shipped_config
 from paho.mqtt.enums import CallbackAPIVersion
+from pki import make_pki
 
 from kktmon.protocol.contract import AgentState, AgentStatus
 from kktmon.protocol.health import Owner, Problem, Severity
@@ -362,3 +365,44 @@ def test_without_its_end_marker_a_read_raises_but_clears_nothing(
     assert not report.complete
     assert (report.raised, report.cleared) == (1, 0)
     assert [t.state for t in live(store, "COVER_OPEN")] == [lc.TicketState.OPEN]
+
+
+def test_the_shipped_broker_and_acl_let_a_worker_read_to_the_marker(
+    tmp_path: Path, mosquitto_factory: Callable[..., Any], tcp_port: Callable[[], int]
+) -> None:
+    pki = make_pki(tmp_path / "certs")
+    tls_port = tcp_port()
+    text = shipped_config(
+        tmp_path / "etc",
+        pki.folder,
+        tls_port,
+        stores={"store-1": "pw-store"},
+        workers={"kktmon-ticketing": "pw-ticketing"},
+    )
+    broker = mosquitto_factory(raw=text, name="central")
+    agent = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="store-1")
+    agent.tls_set_context(ssl.create_default_context(cafile=pki.path("ca.crt")))
+    agent.username_pw_set("store-1", "pw-store")
+    agent.connect(broker.host, tls_port)
+    agent.loop_start()
+    try:
+        topic = f"{PREFIX}/store-1/kkt/shtrih-1/alert/PAPER_OUT"
+        payload = problem("PAPER_OUT").model_dump_json().encode()
+        agent.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        agent.disconnect()
+        agent.loop_stop()
+    cfg = TicketingConfig.model_validate(
+        {
+            "mqtt": {
+                "url": f"mqtt://{broker.host}:{broker.port}",
+                "username": "kktmon-ticketing",
+                "password": "pw-ticketing",
+            }
+        }
+    )
+
+    retained = read_retained(cfg.mqtt, "kktmon-ticketing-1-reconcile")
+
+    assert retained.complete, "the ticketing ACL lets the worker write its marker"
+    assert retained == {topic: payload}
