@@ -153,6 +153,7 @@ def _outbox(args: argparse.Namespace) -> int:
     print(f"  queued   {stats.depth} ({stats.depth_by_kind}), {stats.bytes} bytes")
     print(f"  oldest   {age}")
     print(f"  dropped  {stats.drops}")
+    print(f"  set aside {stats.rejected} now ({stats.set_aside}), {stats.trimmed} trimmed")
     return EXIT_OK
 
 
