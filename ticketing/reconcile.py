@@ -211,6 +211,17 @@ class Reconciler:
                 state = live.pop((fact.site, fact.kkt, fact.problem.code, fact.fn_serial), None)
                 if state is None or state[0] not in _LIVE:
                     raises.append(topic)
+        if clear and statuses == 0 and agents:
+            # Every agent leaves a retained status (its birth, or its will). None at all,
+            # while the store knows agents, means the broker lost its retained set (a
+            # restart without its persistence file): clearing now would resolve every
+            # ticket only for the next run to reopen them. Raise what is there; wait.
+            log.warning(
+                "the broker holds no agent status although %d agent(s) are known: its"
+                " retained set looks lost, so nothing is cleared this run",
+                len(agents),
+            )
+            clear = False
         del agents
         # What the store heard of since this instant may not be in the read yet.
         settled = read_started_at - timedelta(seconds=SETTLE_S)

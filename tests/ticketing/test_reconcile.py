@@ -340,6 +340,25 @@ def test_retained_statuses_start_and_stop_the_agent_lost_clock(
     assert reconciler().run_now().agents == 0, "a status applied once changes nothing again"
 
 
+def test_a_broker_that_lost_its_retained_set_clears_nothing(
+    publisher: Publisher, reconciler: Callable[..., Reconciler], store: TicketStore, clock: Clock
+) -> None:
+    # The store knows store-1's agent and one live ticket; the broker restarted without
+    # its persistence file: no status, no alert. Clearing would resolve every ticket.
+    store.apply(lc.AgentSeen(site="store-1", state=AgentState.ONLINE, session=1, at=T0), T0)
+    _open(store, "COVER_OPEN", T0, clock())
+    publisher.alert("store-2", "shtrih-9", problem("PAPER_OUT"))  # what did survive
+
+    report = reconciler().run_now()
+
+    assert report.statuses == 0
+    assert (report.raised, report.cleared) == (1, 0)
+    assert [t.state for t in live(store, "COVER_OPEN")] == [lc.TicketState.OPEN]
+    # Once the agent's status is back, an alert still missing is cleared as usual.
+    publisher.status("store-1", AgentState.ONLINE)
+    assert reconciler().run_now().cleared == 1
+
+
 def test_without_its_end_marker_a_read_raises_but_clears_nothing(
     mosquitto_factory: Callable[..., Any],
     tmp_path: Path,
