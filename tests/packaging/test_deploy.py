@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from kktmon.ticketing.service import EXIT_TAKEN_OVER, EXIT_THREAD_DIED
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNIT = DEPLOY / "systemd" / "kktmon-agent.service"
+TICKETING_UNIT = DEPLOY / "systemd" / "kktmon-ticketing@.service"
 MOSQUITTO = DEPLOY / "mosquitto"
 
 
-def _settings() -> dict[str, list[str]]:
+def _settings(unit: Path = UNIT) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text(encoding="utf-8").splitlines():
+    for line in unit.read_text(encoding="utf-8").splitlines():
         if "=" in line and not line.startswith(("#", "[")):
             key, _, value = line.partition("=")
             settings.setdefault(key, []).append(value)
@@ -36,10 +39,22 @@ def test_unit_is_a_notify_service_with_watchdog_and_restart() -> None:
     assert unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"]
 
 
+def test_ticketing_unit_restarts_a_failed_worker_but_not_a_session_fight() -> None:
+    unit = _settings(TICKETING_UNIT)
+    assert unit["ExecStart"][0].split()[1:3] == ["ticketing", "--config"]
+    assert unit["Restart"] == ["on-failure"]
+    # Exit 3 is a session taken over by the same client id elsewhere: restarting would
+    # resume the fight, so systemd must not (the worker's own constant, not a copy).
+    assert unit["RestartPreventExitStatus"] == [str(EXIT_TAKEN_OVER)]
+    assert EXIT_THREAD_DIED != EXIT_TAKEN_OVER
+    assert unit["StateDirectory"] == ["kktmon"], "the slot lock files live there"
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
-def test_systemd_accepts_the_unit() -> None:
+@pytest.mark.parametrize("unit", [UNIT, TICKETING_UNIT], ids=lambda path: path.name)
+def test_systemd_accepts_the_unit(unit: Path) -> None:
     result = subprocess.run(
-        ["systemd-analyze", "verify", str(UNIT)], capture_output=True, text=True, check=False
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     complaints = [line for line in result.stderr.splitlines() if "is not executable" not in line]
     assert not complaints, result.stderr
