@@ -10,7 +10,9 @@ Commands::
     kktmon check-config --config FILE                    validate a config, name the bad key
     kktmon outbox       --config FILE [--json]           depth, oldest age, drops of the spool
     kktmon ticketing    --config FILE                    the service centre's ticket maker
+    kktmon ticketing    --config FILE --retire [--client-id ID]   end a worker's session
     kktmon tickets      --config FILE [--json]           open and recent tickets
+    kktmon tickets      --config FILE --refused [--json] what the limits refused
 
 Exit status: 0 when the register answered, 1 when it did not (with one line on stderr
 naming the URL and what to check), 2 for bad command-line input or configuration.
