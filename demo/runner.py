@@ -7,14 +7,16 @@ It starts, all on loopback and under one temporary folder:
   an ATOL behind a fake ATOL Web Requests server and a Shtrih behind a fake kkmserver
   (the agent reads those two through the servers, passwords in files);
 * ``kktmon agent`` as a child process, polling every 0.5 s with 2-poll hysteresis;
-* the ticketing service in this process, SQLite store, 1 s hold-down, 2 s grace, AGENT_LOST
-  after 2 s, no closed hours, calling a demo help desk (:mod:`kktmon.demo.helpdesk`);
+* ``kktmon ticketing`` as a child process, SQLite store, 1 s hold-down, 2 s grace,
+  AGENT_LOST after 2 s, no closed hours, calling a demo help desk
+  (:mod:`kktmon.demo.helpdesk`); the demo reads the same store to show what it records;
 
 then plays :data:`kktmon.demo.script.SCRIPT` (an FN running out, an OFD queue going
-stale, paper out, a register unplugged, a driver server's queue blocked, the agent
-killed), printing ticket changes as the
-store records them, and a summary. Exit 0 when every scripted problem produced its
-tickets. Everything is stopped and removed on the way out, also on failure or Ctrl-C.
+stale, paper out, a register unplugged, a driver server's queue blocked, the agent and
+the ticketing killed with SIGKILL, the ticketing restarted at once), printing ticket
+changes as the store records them, and a summary. Exit 0 when every scripted problem
+produced its tickets. Everything is stopped and removed on the way out, also on failure
+or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from kktmon.simulators.registry import make_emulator, make_server_app, server_ve
 from kktmon.simulators.scenario import DeviceState, default_state
 from kktmon.simulators.server import DeviceEmulator, TcpServer
 from kktmon.ticketing.config import load_config
-from kktmon.ticketing.service import TicketingService
+from kktmon.ticketing.store import open_store
 
 SITE = "demo-store"
 POLL_INTERVAL_S = 0.5
@@ -83,14 +85,22 @@ class Demo:
             stack.callback(self.unplug, till)
         self.agent_config = self._write_agent_config()
         self.ticketing_config = self._write_ticketing_config()
-        self.service = TicketingService(load_config(self.ticketing_config))
-        stack.callback(self.service.stop)
-        self.service.start()
+        config = load_config(self.ticketing_config)
+        # The demo's own reader of the store the ticketing writes (created here, first).
+        self.store = open_store(
+            config.ticketing.store, policy=config.ticketing, sinks=config.sink_names
+        )
+        stack.callback(self.store.close)
+        self.ticketing_log = folder / "ticketing.log"
+        self.ticketing: subprocess.Popen[bytes] | None = None
+        self.ticketing_starts = 0
+        self.start_ticketing()
+        stack.callback(self.stop_ticketing)
         self.agent_log = folder / "agent.log"
         self.agent: subprocess.Popen[bytes] | None = None
         self.start_agent()
         stack.callback(self.stop_agent)
-        self.watch = TicketWatch(self.service.store, self.names(), self.say)
+        self.watch = TicketWatch(self.store, self.names(), self.say)
 
     # ------------------------------------------------------------------ the rig
 
@@ -124,32 +134,34 @@ class Demo:
         device.blocked_reason = reason
 
     def start_agent(self) -> None:
-        command = [sys.executable, "-m", "kktmon.cli", "agent", "--config"]
-        with self.agent_log.open("ab") as log:
-            # Its own session: Ctrl-C reaches the demo only, which stops the agent in order.
-            self.agent = subprocess.Popen(
-                [*command, str(self.agent_config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.agent = _start("agent", self.agent_config, self.agent_log)
 
     def kill_agent(self) -> None:
-        self._end_agent(signal.SIGKILL)
+        agent, self.agent = self.agent, None
+        _end(agent, signal.SIGKILL)
 
     def stop_agent(self) -> None:
-        self._end_agent(signal.SIGTERM)
-
-    def _end_agent(self, sig: int) -> None:
         agent, self.agent = self.agent, None
-        if agent is None or agent.poll() is not None:
-            return
-        agent.send_signal(sig)
-        try:
-            agent.wait(15)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait(5)
+        _end(agent, signal.SIGTERM)
+
+    def start_ticketing(self) -> None:
+        """``kktmon ticketing`` with the demo's config: started again after a kill, it
+        takes the same client id and resumes its session, where the broker kept what
+        arrived meanwhile."""
+        self.ticketing = _start("ticketing", self.ticketing_config, self.ticketing_log)
+        self.ticketing_starts += 1
+        if self.ticketing_starts > 1:
+            self.say(f"   kktmon ticketing started again (pid {self.ticketing.pid})")
+
+    def kill_ticketing(self) -> None:
+        ticketing, self.ticketing = self.ticketing, None
+        if ticketing is not None and ticketing.poll() is None:
+            _end(ticketing, signal.SIGKILL)
+            self.say(f"   kktmon ticketing (pid {ticketing.pid}) killed with SIGKILL")
+
+    def stop_ticketing(self) -> None:
+        ticketing, self.ticketing = self.ticketing, None
+        _end(ticketing, signal.SIGTERM)
 
     # ------------------------------------------------------------------ what to print
 
@@ -168,7 +180,7 @@ class Demo:
             return AGENT
         if till not in self.kkt_of:
             serial, vendor = self.state(till).serial, self.vendor_of[till]
-            store = self.service.store
+            store = self.store
             for family in dict.fromkeys([vendor, *wire_vendors()]):
                 for digits in range(len(serial), 9, -1):
                     name = f"{family}-{serial[-digits:]}"
@@ -190,9 +202,10 @@ class Demo:
             else:
                 rows.append((till, f"{vendor} register {self.kkt(till)} at {url}"))
         pid = self.agent.pid if self.agent else "-"
+        ticketing = self.ticketing.pid if self.ticketing else "-"
         rows += [
             ("agent", f"kktmon agent, pid {pid}: raises and clears after 2 polls"),
-            ("ticketing", f"SQLite in {self.folder}"),
+            ("ticketing", f"kktmon ticketing, pid {ticketing}: SQLite in {self.folder}"),
             ("", f"opens after {OPEN_AFTER_S:.0f} s, resolves after {RESOLVE_AFTER_S:.0f} s"),
             ("help desk", self.helpdesk.url),
         ]
@@ -210,16 +223,17 @@ class Demo:
             self.watch.poll()
             if done():
                 return
-            if self.agent is not None and self.agent.poll() is not None:
-                code = self.agent.returncode
-                raise KktmonError(f"FAILED: the agent exited ({code})\n{self.log_tail()}")
+            for name, process in (("agent", self.agent), ("ticketing", self.ticketing)):
+                if process is not None and process.poll() is not None:
+                    code = process.returncode
+                    raise KktmonError(f"FAILED: the {name} exited ({code})\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 waited = f"waited {within_s:.0f} s for {what}"
                 raise KktmonError(f"FAILED: {waited} in vain\n{self.log_tail()}")
             time.sleep(WATCH_EVERY_S)
 
     def wait_started(self) -> None:
-        store = self.service.store
+        store = self.store
 
         def up() -> bool:
             online = any(a.site == SITE and a.state is AgentState.ONLINE for a in store.agents())
@@ -270,11 +284,15 @@ class Demo:
             time.sleep(0.5)
 
     def log_tail(self) -> str:
-        try:
-            tail = self.agent_log.read_text(encoding="utf-8", errors="replace")[-1500:]
-        except OSError:
-            tail = ""
-        return f"agent log ({self.agent_log}):\n{tail}" if tail.strip() else ""
+        tails = []
+        for name, path in (("agent", self.agent_log), ("ticketing", self.ticketing_log)):
+            try:
+                tail = path.read_text(encoding="utf-8", errors="replace")[-1500:]
+            except OSError:
+                tail = ""
+            if tail.strip():
+                tails.append(f"{name} log ({path}):\n{tail}")
+        return "\n".join(tails)
 
     # ------------------------------------------------------------------ configuration
 
@@ -366,6 +384,7 @@ open_after_s = {open_after}
 resolve_after_s = {resolve_after}
 agent_lost_after_s = {lost_after}
 tick_interval_s = 0.2
+claim_ttl_s = 3           # a help-desk call claimed by a killed worker returns soon
 
 [ticketing.closed_hours]
 default = ""              # never closed: a lost agent counts at any hour
@@ -378,6 +397,30 @@ secret = {secret}
 retry_min_s = 0.5
 retry_max_s = 2
 """
+
+
+def _start(command: str, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``kktmon <command> --config <config>``, its output appended to ``log_path``."""
+    with log_path.open("ab") as log:
+        # Its own session: Ctrl-C reaches the demo only, which stops its children in order.
+        return subprocess.Popen(
+            [sys.executable, "-m", "kktmon.cli", command, "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _end(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+    """Send ``sig`` to ``process`` if it still runs and reap it (SIGKILL after 15 s)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def _q(value: str) -> str:

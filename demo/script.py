@@ -1,9 +1,10 @@
 """What happens in the demo's shop, step by step, and the tickets each step must cause.
 
 Each :class:`Step` says what happened, does it to the running demo (a :class:`Rig`: the
-simulators' live device state, their TCP ports, the agent process) and names the
-tickets the service centre must show before the next step starts. The simulators read
-their state on every command, so a change here is what the agent sees on its next poll.
+simulators' live device state, their TCP ports, the agent and ticketing processes) and
+names the tickets the service centre must show before the next step starts. The
+simulators read their state on every command, so a change here is what the agent sees on
+its next poll.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class Rig(Protocol):
     def kill_agent(self) -> None: ...
 
     def start_agent(self) -> None: ...
+
+    def kill_ticketing(self) -> None: ...
+
+    def start_ticketing(self) -> None: ...
 
     def block_queue(self, till: str, reason: str) -> None:
         """Block the ATOL web server's queue for ``till`` ("" frees it)."""
@@ -130,8 +135,12 @@ def _block_queue(till: str, reason: str) -> Callable[[Rig], None]:
     return lambda rig: rig.block_queue(till, reason)
 
 
-def _kill_agent(rig: Rig) -> None:
+def _kill_agent_and_ticketing(rig: Rig) -> None:
+    """The shop's agent and the centre's ticketing die at once; systemd restarts the
+    ticketing (the agent stays down): it resumes its session and gets the last will."""
     rig.kill_agent()
+    rig.kill_ticketing()
+    rig.start_ticketing()
 
 
 def _start_agent(rig: Rig) -> None:
@@ -205,8 +214,9 @@ SCRIPT: tuple[Step, ...] = (
         (Expect("till-1", "FN_EXPIRING", RESOLVED),),
     ),
     Step(
-        "the agent process is killed (SIGKILL): the broker will publish its last will",
-        _kill_agent,
+        "the agent and the ticketing are killed (SIGKILL); the ticketing is restarted at "
+        "once, resumes its session and gets the agent's last will",
+        _kill_agent_and_ticketing,
         (Expect(AGENT, "AGENT_LOST", OPENED),),
     ),
     Step(

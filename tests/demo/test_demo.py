@@ -30,6 +30,8 @@ from kktmon.demo.broker import mosquitto_binary
 
 KKTMON = [sys.executable, "-m", "kktmon.cli"]
 RUN_TIMEOUT_S = 120.0
+#: It takes about 40 s on two busy cores, mostly waiting on its accelerated clock.
+DEMO_TOOK_S = 60.0
 KEEP_RUNNING_MARK = "Ctrl-C stops it all."
 SCRIPTED = (
     "FN_EXPIRING",
@@ -174,6 +176,31 @@ def test_demo_shows_what_happens_as_it_happens(plain: tuple[int, str]) -> None:
     assert "FN_EXPIRING on till-1: ESCALATED warning -> critical" in output
     assert "FN_EXPIRING on till-1: ESCALATED critical -> blocked" in output
     assert "help desk <- open ticket #1 -> HD-1001" in output
+
+
+@needs_mosquitto
+def test_demo_kills_the_ticketing_with_the_agent_and_still_gets_every_ticket(
+    plain: tuple[int, str],
+) -> None:
+    code, output = plain
+    lines = output.splitlines()
+
+    def first(pattern: str) -> tuple[int, re.Match[str]]:
+        matches = ((i, re.search(pattern, line)) for i, line in enumerate(lines))
+        found = next(((i, m) for i, m in matches if m), None)
+        assert found, f"no {pattern!r} in:\n{output}"
+        return found
+
+    _, started = first(r"ticketing +kktmon ticketing, pid (\d+)")
+    step, _ = first(r">> the agent and the ticketing are killed \(SIGKILL\)")
+    killed, pid = first(r"kktmon ticketing \(pid (\d+)\) killed with SIGKILL")
+    again, new_pid = first(r"kktmon ticketing started again \(pid (\d+)\)")
+    lost, _ = first(r"AGENT_LOST on demo-store: OPENED")
+    assert step < killed < again < lost
+    assert pid.group(1) == started.group(1) != new_pid.group(1)
+    assert code == 0 and "AGENT_LOST" in _summary(output)
+    took = re.search(r"the demo took ([\d.]+) s", output)
+    assert took and float(took.group(1)) < DEMO_TOOK_S, output
 
 
 @needs_mosquitto
