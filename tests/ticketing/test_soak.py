@@ -262,7 +262,8 @@ def test_workers_sigkilled_at_random_lose_no_event_and_keep_one_ticket_per_probl
     assert ran is not None, "no reconcile run began after the end"
     assert converged_s is not None, f"tickets != retained alerts: {sorted(soak.wrong())}"
     assert resumed == len(restarts), "every restarted worker resumed its session"
-    assert [_client_id(w) for w in slots] == ids, "the restarted workers took their own ids"
+    # Two restarted at once may swap slots; the ids stay the two the first workers had.
+    assert sorted(_client_id(w) for w in slots) == sorted(ids), "no third id, no new session"
     assert not any("taken over" in w.log() for w in soak.started)
     assert [w.stop() for w in slots] == [0, 0]
 
