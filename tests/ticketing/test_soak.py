@@ -45,6 +45,7 @@ from ticketing_rig import (
     seen_event_ids,
 )
 
+from kktmon.ticketing.service import RECONCILE_POLL_S
 from kktmon.ticketing.store import TicketStore, open_store
 
 #: Every test here runs on PostgreSQL, the store several workers share.
@@ -59,9 +60,9 @@ KILLS = 12
 #: The ghost test's reconciler settle window (``reconcile.SETTLE_S`` ships as 60 s: a
 #: lost clear waits that long, so that a test would too).
 GHOST_SETTLE_S = 3.0
-#: What a reconcile run may take beyond its interval: the reconciler asks whether it is
-#: due once a second, then reads and converges (about 0.3 s here, more on loaded cores).
-RUN_SLACK_S = 3.0
+#: How late the store may look right after a repair: the test polls it every 0.2 s, and a
+#: cleared ticket resolves at the next tick (every 0.2 s).
+POLL_SLACK_S = 1.0
 
 Key = tuple[str, str, str]
 
@@ -146,6 +147,25 @@ def _reconciles(worker: Worker) -> list[tuple[int, int]]:
         (int(m.group(1)), int(m.group(2)))
         for m in re.finditer(r"reconciled .*: raised (\d+), cleared (\d+)", worker.log())
     ]
+
+
+def _run_s(worker: Worker) -> float:
+    """The longest reconcile run this process logged (its read plus its converge)."""
+    runs = re.findall(r"reconciled .*; read ([\d.]+) s, converge ([\d.]+) s", worker.log())
+    return max((float(read) + float(converge) for read, converge in runs), default=0.0)
+
+
+def _repair_bounds(survivor: Worker) -> dict[str, float]:
+    """The longest a lost event may leave its ticket wrong, by kind.
+
+    A raise lost just after a run's read began is repaired by the next run: that one
+    begins an interval after the previous ended (asked once every RECONCILE_POLL_S) and
+    commits at its own end. A lost clear leaves a ticket last heard of at its raise,
+    which the reconciler leaves alone until a read begins SETTLE_S after that.
+    """
+    run = _run_s(survivor)
+    raised = INTERVAL_S + RECONCILE_POLL_S + 2 * run + POLL_SLACK_S
+    return {"raised": raised, "cleared": raised + GHOST_SETTLE_S}
 
 
 def _live(store: TicketStore) -> dict[Key, int]:
@@ -350,10 +370,8 @@ def test_a_ghost_workers_share_is_repaired_by_reconciliation_within_an_interval(
     ghost_id = _client_id(ghost)
     ghost.wait_log(r"reconciled", "start-up reconcile")
     repairs = _kill_the_ghost_while_publishing(soak, ghost, survivor_id)
-    bound = {"raised": INTERVAL_S + RUN_SLACK_S, "cleared": GHOST_SETTLE_S + INTERVAL_S}
-    bound["cleared"] += RUN_SLACK_S
     try:
-        converged_s = repairs.wait(max(bound.values()) + 5.0)
+        converged_s = repairs.wait(2 * INTERVAL_S + GHOST_SETTLE_S + 10.0)
     finally:
         repairs.stop()
     assert converged_s is not None, f"never converged: {sorted(soak.wrong())}"
@@ -371,11 +389,12 @@ def test_a_ghost_workers_share_is_repaired_by_reconciliation_within_an_interval(
     repaired = [event for event in ghosts if repairs.needed(event)]
     slowest = {
         kind: max((repairs.latency(e) for e in repaired if e.kind == kind), default=0.0)
-        for kind in bound
+        for kind in ("raised", "cleared")
     }
     retire = soak.worker("--retire", "--client-id", ghost_id, name="retire")
     assert retire.wait(60) == 0, retire.log()
     runs = _reconciles(survivor)  # now: a run's line comes after its last commit
+    bound = _repair_bounds(survivor)
     missing = published - seen_event_ids(soak.reader)
     _check_books(soak)
     print(
@@ -383,9 +402,10 @@ def test_a_ghost_workers_share_is_repaired_by_reconciliation_within_an_interval(
         f"the surviving worker (in seen_events), {len(lost)} routed to the ghost's session; "
         f"{len(ghosts)} problem(s) whose last event was the ghost's, {len(repaired)} of them "
         f"left wrong by it, all repaired by reconciliation (slowest: raise "
-        f"{slowest['raised']:.1f} s, clear {slowest['cleared']:.1f} s after publishing; "
-        f"interval {INTERVAL_S:g} s, settle "
-        f"window {GHOST_SETTLE_S:g} s); survivor's reconcile runs (raised, cleared): {runs}; "
+        f"{slowest['raised']:.1f} s, clear {slowest['cleared']:.1f} s after publishing, "
+        f"bounds {bound['raised']:.1f} s and {bound['cleared']:.1f} s: interval "
+        f"{INTERVAL_S:g} s, settle window {GHOST_SETTLE_S:g} s, longest run "
+        f"{_run_s(survivor):.2f} s); survivor's reconcile runs (raised, cleared): {runs}; "
         f"{len(retained)} retained = live tickets {converged_s:.1f} s after the last "
         f"publish; after retiring the ghost {len(missing)} event id(s) missing; test took "
         f"{time.monotonic() - begun:.1f} s"
@@ -393,7 +413,9 @@ def test_a_ghost_workers_share_is_repaired_by_reconciliation_within_an_interval(
 
     assert lost, "Mosquitto kept no share for the ghost: every event went through the survivor"
     lost_at = [e.sent for e in soak.fleet.published if e.id in lost]
-    assert min(lost_at) >= repairs.begun - 1.0, "events were lost before the ghost died"
+    # What the ghost had received but not yet acknowledged when it died stays in its
+    # session too: a moment's worth, not more.
+    assert min(lost_at) >= repairs.begun - 2.0, "events were lost long before the ghost died"
     assert repaired, "no problem was left wrong by the ghost: nothing for reconciliation"
     for kind, limit in bound.items():
         assert slowest[kind] <= limit, f"a lost {kind} took {slowest[kind]:.1f} s to repair"
