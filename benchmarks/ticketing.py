@@ -298,18 +298,34 @@ class Broker:
         return self.seen(f" as {client_id} (")
 
     def subscribed(self, client_id: str) -> int:
-        """How often the worker subscribed to the retained alerts, its last subscription
-        (it applies what arrives from then on, reconciling in the background)."""
-        return self.seen(f" {client_id} 1 {PREFIX}/+/kkt/+/alert/+\n")
+        """How often the worker subscribed to the agents' statuses, the last of its live
+        filters (it applies what arrives from then on; its start-up reconcile reads the
+        retained alerts on a connection of its own, in the background)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return sum(
+            1
+            for line in text.splitlines()
+            if f" {client_id} 1 " in line and line.endswith(f"{PREFIX}/+/agent/status")
+        )
 
 
 class Workers:
     """``kktmon ticketing`` processes with fixed client ids, so a restart resumes the
     session and gets what the broker queued meanwhile."""
 
-    def __init__(self, folder: Path, broker: Broker, url: str, count: int, protocol: str) -> None:
-        self.folder, self.broker, self.count = folder, broker, count
+    def __init__(
+        self,
+        folder: Path,
+        broker: Broker,
+        url: str,
+        count: int,
+        protocol: str,
+        *,
+        profile: Path | None = None,
+    ) -> None:
+        self.folder, self.broker, self.count, self.profile = folder, broker, count, profile
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.profilers: list[subprocess.Popen[bytes]] = []
         for n in range(count):
             (folder / f"worker-{n}.toml").write_text(
                 f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\nclient_id = "bench-w{n}"\n'
@@ -328,6 +344,8 @@ class Workers:
             command = [sys.executable, "-m", "kktmon.cli", "ticketing", "--config", config]
             with (self.folder / f"worker-{n}.log").open("ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=log))
+            if self.profile is not None:
+                self._attach(self.processes[-1].pid, n)
 
         first: list[float] = []
 
@@ -342,10 +360,27 @@ class Workers:
         wait_for(ready, f"workers {until}", 30, step=0.01)
         return first[0]
 
+    def _attach(self, pid: int, n: int) -> None:
+        """py-spy samples the worker until it exits (raw collapsed stacks, idle excluded)."""
+        assert self.profile is not None
+        out = self.profile / f"{self.folder.name}-w{n}-{pid}.txt"
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        command = [spy, "record", "--pid", str(pid), "--nonblocking", "--rate", "250"]
+        self.profilers.append(
+            subprocess.Popen(
+                [*command, "--format", "raw", "--output", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
     def stop(self) -> None:
         for process in self.processes:
             stop_process(process)
         self.processes = []
+        for profiler in self.profilers:  # they write their file once the worker is gone
+            profiler.wait(30)
+        self.profilers = []
 
     def cpu_s(self) -> float:
         total = 0.0
@@ -449,7 +484,7 @@ def drain_phase(workers: Workers, jobs: list[Job], reader: Reader, timeout: floa
 
 def run_case(folder: Path, url: str, count: int, args: argparse.Namespace) -> str:
     broker = Broker(folder)
-    workers = Workers(folder, broker, url, count, args.protocol)
+    workers = Workers(folder, broker, url, count, args.protocol, profile=args.profile)
     reader: Reader | None = None
     base = datetime.now(UTC).replace(microsecond=0)
     try:
@@ -521,7 +556,15 @@ def main() -> None:
         "--protocol", choices=["5", "3.1.1"], default="5", help="the workers' (3.1.1: 1 worker)"
     )
     parser.add_argument("--timeout", type=float, default=40.0, help="per phase, s")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record every worker with py-spy (must be installed) into DIR as collapsed stacks",
+    )
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     if args.protocol == "3.1.1":
         args.workers = [1]  # no shared subscriptions: one worker gets everything
     print(
