@@ -2,9 +2,11 @@
 
 Live traffic (events, states, agent statuses) arrives on shared subscriptions; on start
 the reconciler reads the retained alerts and statuses, which brokers never hand to
-shared subscribers. Payloads are validated with the contract models, then bounded here,
-because any store's credentials may publish anything inside their own subtree and a
-value one database cannot hold would block a worker's whole batch forever:
+shared subscribers. Events, alerts and statuses are validated with the contract models;
+a register's state, the bulk of the traffic, only for the facts the store keeps of it
+(:class:`StoredState`: the rest of a ``HealthSnapshot`` is not read). Then everything is
+bounded here, because any store's credentials may publish anything inside their own
+subtree and a value one database cannot hold would block a worker's whole batch forever:
 
 * what names or orders a thing must be right, or the message is rejected: the site
   (at most 64 characters, as the agent's config allows), the register id (128), the
@@ -27,20 +29,21 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kktmon.protocol.contract import AgentStatus, Event, EventKind
-from kktmon.protocol.health import HealthSnapshot, Problem
+from kktmon.protocol.health import FnPhase, Problem
 from kktmon.protocol.problems import is_fn_scoped
 from kktmon.protocol.topics import ParsedTopic, Topics, check_level
 from kktmon.ticketing import lifecycle as lc
 from kktmon.ticketing.config import TicketingLimits
 from kktmon.ticketing.store import RegisterFacts
-from kktmon.ticketing.text import EARLIEST, LATEST, Scalar, in_range, snapshot_facts
+from kktmon.ticketing.text import EARLIEST, LATEST, Scalar, in_range
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ FACT_TEXT_MAX = 256
 #: Rejection reasons are cut to this (they go to the log and the dead-letter table).
 REASON_MAX = 500
 _INT_MAX = 2**63 - 1
+#: What :func:`~kktmon.protocol.topics.check_level` refuses (``\s`` is ``str.isspace``).
+_NOT_A_LEVEL = re.compile(r"[/+#\x00\s]")
 
 
 class RejectedError(ValueError):
@@ -109,11 +114,10 @@ class Intake:
         if topic.kind == "event" and kkt:
             return Translated(fact=self._event(site, kkt, Event.model_validate_json(payload)))
         if topic.kind == "state" and kkt:
-            snapshot = HealthSnapshot.model_validate_json(payload)
-            facts = _facts(snapshot_facts(snapshot), "state")
-            taken_at = _when(snapshot.taken_at, "taken_at")
+            state = StoredState.model_validate_json(payload)
+            taken_at = _when(state.taken_at, "taken_at")
             return Translated(
-                state=RegisterFacts(site=site, kkt=kkt, facts=facts, taken_at=taken_at)
+                state=RegisterFacts(site=site, kkt=kkt, facts=state_facts(state), taken_at=taken_at)
             )
         if topic.kind == "status":
             status = AgentStatus.model_validate_json(payload)
@@ -154,6 +158,111 @@ class Intake:
         return lc.ProblemRaised(site=site, kkt=kkt, problem=problem, at=problem.since or at)
 
 
+# --- register states: only what the store keeps ---------------------------------------
+
+
+class _Lean(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Device(_Lean):
+    vendor: str
+    model: str | None = None
+    serial: str | None = None
+    firmware: str | None = None
+    rnm: str | None = None
+    inn: str | None = None
+
+
+class _Phase(_Lean):
+    name: FnPhase
+
+
+class _Fn(_Lean):
+    serial: str | None = None
+    phase: _Phase | None = None
+    valid_until: date | None = None
+    days_left: int | None = None
+    registrations_left: int | None = None
+    memory_used_pct: float | None = None
+    documents_left: int | None = None
+
+
+class _Ofd(_Lean):
+    unsent_count: int | None = None
+    first_unsent_number: int | None = None
+    first_unsent_at: datetime | None = None
+
+
+class StoredState(_Lean):
+    """The fields of a ``HealthSnapshot`` that :func:`~.text.snapshot_facts` keeps, with
+    their contract types; the others are not read (a state is one register's news of the
+    minute, and reading all of it cost a worker more than storing it)."""
+
+    taken_at: datetime
+    device: _Device
+    fn: _Fn = _Fn()
+    ofd: _Ofd = _Ofd()
+    stale: bool = False
+    last_good_at: datetime | None = None
+    block_at: datetime | None = None
+    block_reason: str | None = None
+
+
+def state_facts(state: StoredState) -> dict[str, Scalar]:
+    """What :func:`~.text.snapshot_facts` gives for the full snapshot, bounded as
+    :func:`_facts` bounds it (texts cleaned and cut; an integer beyond 64 bits or a
+    number that is not finite is refused)."""
+    d, fn, ofd = state.device, state.fn, state.ofd
+    texts = {
+        "vendor": d.vendor,
+        "model": d.model,
+        "serial": d.serial,
+        "firmware": d.firmware,
+        "rnm": d.rnm,
+        "inn": d.inn,
+        "fn_serial": fn.serial,
+        "fn_phase": fn.phase.name.value if fn.phase else None,
+        "block_reason": state.block_reason,
+    }
+    facts: dict[str, Scalar] = {
+        # Printable means no NUL and no lone surrogate: only a long one needs _text.
+        k: v if v.isprintable() and len(v) <= FACT_TEXT_MAX else _text(v, FACT_TEXT_MAX)
+        for k, v in texts.items()
+        if v is not None
+    }
+    for key, number in (
+        ("fn_days_left", fn.days_left),
+        ("fn_registrations_left", fn.registrations_left),
+        ("fn_documents_left", fn.documents_left),
+        ("unsent_count", ofd.unsent_count),
+        ("first_unsent_number", ofd.first_unsent_number),
+    ):
+        if number is not None:
+            if abs(number) > _INT_MAX:
+                raise RejectedError(f"state.{key}: an integer beyond 64 bits")
+            facts[key] = number
+    if fn.memory_used_pct is not None:
+        if not math.isfinite(fn.memory_used_pct):
+            raise RejectedError(f"state.fn_memory_used_pct: {fn.memory_used_pct} is not finite")
+        facts["fn_memory_used_pct"] = fn.memory_used_pct
+    first_unsent = ofd.first_unsent_at if ofd.unsent_count else None
+    for key, when in (
+        ("fn_valid_until", fn.valid_until),
+        ("first_unsent_at", first_unsent),
+        ("block_at", state.block_at),
+        ("taken_at", state.taken_at),
+        ("last_good_at", state.last_good_at),
+    ):
+        if when is not None:
+            facts[key] = when.isoformat()
+    facts["stale"] = state.stale
+    return facts
+
+
+# --- shared bounds -----------------------------------------------------------------------
+
+
 def _problem(problem: Problem) -> Problem:
     """The problem with its identifiers checked and its texts bounded."""
     code = _ident(problem.code, CODE_MAX, "problem code")
@@ -171,7 +280,8 @@ def _ident(value: str, limit: int, what: str) -> str:
     if len(value) > limit:
         raise RejectedError(f"{what} of {len(value)} characters, over {limit}")
     try:
-        check_level(value, what)
+        if not value or _NOT_A_LEVEL.search(value):  # check_level's rule, in C
+            check_level(value, what)
         value.encode("utf-8")
     except (ValueError, UnicodeError):
         raise RejectedError(

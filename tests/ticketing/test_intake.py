@@ -12,7 +12,7 @@ import json
 import random
 import string
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,8 +20,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ticket_facts import T0
 
+from kktmon.protocol.health import (
+    DeviceInfo,
+    FnHealth,
+    FnPhaseInfo,
+    HealthSnapshot,
+    OfdQueue,
+    ShiftInfo,
+    ShiftState,
+)
 from kktmon.ticketing import intake as intake_module
 from kktmon.ticketing import lifecycle as lc
+from kktmon.ticketing import text
 from kktmon.ticketing.config import TicketingLimits
 from kktmon.ticketing.intake import Intake, Translated
 from kktmon.ticketing.store import TicketStore
@@ -273,3 +283,98 @@ def test_whatever_the_intake_passes_a_store_writes_and_reads(
     result = translate(topic, json.dumps(body).encode())  # never raises
     assert result.fact is None or not result.rejected
     _store_everything(store, [result])
+
+
+# --- register states: read for the facts the store keeps -----------------------------
+
+
+def _full_path(payload: bytes) -> dict[str, Any] | str:
+    """What the store kept of a state before issue 12 read it for those facts alone: the
+    whole ``HealthSnapshot`` validated, flattened, bounded; or "rejected"."""
+    try:
+        snapshot = HealthSnapshot.model_validate_json(payload)
+        intake_module._when(snapshot.taken_at, "taken_at")
+        return intake_module._facts(text.snapshot_facts(snapshot), "state")
+    except (ValueError, OverflowError):
+        return "rejected"
+
+
+def _lean_path(payload: bytes) -> dict[str, Any] | str:
+    result = translate(STATE, payload)
+    return "rejected" if result.state is None else result.state.facts
+
+
+FULL_STATE = HealthSnapshot(
+    taken_at=T0,
+    device=DeviceInfo(vendor="shtrih", model="ШТРИХ-М-01Ф", serial="0012345678", rnm="01"),
+    fn=FnHealth(
+        serial="9961440300112233",
+        phase=FnPhaseInfo.from_byte(3),
+        valid_until=date(2026, 5, 13),
+        days_left=9,
+        registrations_left=11,
+        memory_used_pct=0.17,
+        documents_left=245231,
+    ),
+    ofd=OfdQueue(unsent_count=12, first_unsent_number=7, first_unsent_at=T0 - timedelta(days=2)),
+    shift=ShiftInfo(state=ShiftState.OPEN, number=42, opened_at=T0 - timedelta(hours=3)),
+    last_good_at=T0,
+).with_block_deadline()
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        FULL_STATE,
+        FULL_STATE.model_copy(update={"ofd": OfdQueue(unsent_count=0, first_unsent_at=T0)}),
+        FULL_STATE.model_copy(update={"stale": True, "fn": FnHealth(), "block_at": None}),
+        HealthSnapshot(taken_at=T0, device=DeviceInfo(vendor="atol", model="")),
+    ],
+    ids=["full", "nothing unsent", "stale and no drive", "bare"],
+)
+def test_a_state_keeps_what_the_full_snapshot_gave(snapshot: HealthSnapshot) -> None:
+    payload = snapshot.to_json().encode()
+    assert _lean_path(payload) == _full_path(payload) != "rejected"
+
+
+_KEPT = st.fixed_dictionaries(
+    {},
+    optional={
+        "serial": _TEXT | st.none(),
+        "days_left": st.integers() | st.sampled_from([2**63 - 1, 2**63, -(2**63) - 1, None]),
+        "memory_used_pct": st.floats() | st.sampled_from([float("nan"), float("inf"), None]),
+        "valid_until": st.sampled_from(["2026-05-13", "13.05.2026", "0001-01-01"]),
+        "phase": st.sampled_from([{"name": "fiscal", "raw": 3}, {"name": "bogus"}, None]),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(device=_TEXT, fn=_KEPT, unsent=st.integers() | st.none(), taken_at=_WHEN)
+def test_a_state_is_kept_or_rejected_as_the_full_snapshot_was(
+    device: str, fn: dict[str, Any], unsent: int | None, taken_at: str
+) -> None:
+    # Over the fields the store keeps, the lean read agrees with the full one: the same
+    # facts, or both rejected (a bad type, an integer beyond 64 bits, NaN, a time out of
+    # range). json, not pydantic, writes the payload: NaN and huge integers go out as is.
+    body = {
+        "schema": 1,
+        "taken_at": taken_at,
+        "device": {"vendor": "shtrih", "model": device},
+        "fn": fn,
+        "ofd": {"unsent_count": unsent, "first_unsent_at": "2026-05-01T10:30:00+03:00"},
+    }
+    payload = json.dumps(body).encode()
+    assert _lean_path(payload) == _full_path(payload)
+
+
+def test_a_state_is_not_read_beyond_what_the_store_keeps() -> None:
+    # A state is a register's news of the minute: what the store does not keep of it
+    # (the printer, the link, problems, unknown fields) is not validated, by design.
+    body = json.loads(FULL_STATE.to_json())
+    body["printer"] = {"paper": "shredded"}
+    body["something_new"] = [1, 2, 3]
+    result = translate(STATE, json.dumps(body).encode())
+    assert result.state is not None and result.state.facts["model"] == "ШТРИХ-М-01Ф"
+    body["fn"]["days_left"] = "many"  # a kept field of the wrong type is refused
+    assert translate(STATE, json.dumps(body).encode()).rejected
