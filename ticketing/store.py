@@ -24,8 +24,9 @@ import abc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
@@ -37,9 +38,10 @@ from kktmon.protocol.contract import AgentState
 from kktmon.protocol.errors import ConfigError, KktmonError, TicketStoreError
 from kktmon.protocol.problems import ProblemCode, Severity, is_fn_scoped
 from kktmon.ticketing import lifecycle as lc
-from kktmon.ticketing import store_calls, store_guards
+from kktmon.ticketing import store_batch, store_calls, store_guards
 from kktmon.ticketing.calls import CallAction, HelpdeskCall
 from kktmon.ticketing.config import TicketingSection
+from kktmon.ticketing.store_batch import Batch
 from kktmon.ticketing.store_calls import CallRecord
 from kktmon.ticketing.store_db import (
     SELECT_TICKET,
@@ -101,15 +103,15 @@ class TicketRow(BaseModel):
         return cls.model_validate(values | {"fn_serial": ticket.fn_serial or None})
 
 
-class RegisterFacts(BaseModel):
-    """One register's newest state facts (a row of ``devices``), as the subscriber batches them."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class RegisterFacts:
+    """One register's newest state facts (a row of ``devices``), as the subscriber batches
+    them (a plain dataclass: intake made them, thousands a second, already checked)."""
 
     site: str
     kkt: str
     facts: dict[str, Scalar]
-    taken_at: AwareDatetime
+    taken_at: datetime
 
 
 class OutcomeStatus(StrEnum):
@@ -226,104 +228,76 @@ class TicketStore(abc.ABC):
 
     def apply(self, fact: Fact, now: datetime) -> Outcome:
         """Apply one fact in its own transaction."""
-        return self._run(lambda tx: self._apply(tx, fact, now))
+        return self.apply_batch([fact], now)[0]
 
     def apply_batch(self, facts: Sequence[Fact], now: datetime) -> list[Outcome]:
         """Apply several facts in one transaction (one commit: cheaper under load).
 
-        Facts are applied grouped by problem (stable, so one problem keeps its order):
-        two workers then take the per-problem locks in the same order and cannot
-        deadlock. Outcomes come back in the order of ``facts``.
+        The transaction reads what the facts' problems need in a few statements for
+        all of them (:class:`~.store_batch.Batch`: their locks, taken in one order, so
+        two workers cannot deadlock on them; their dedup marks; their tickets), then
+        applies the facts grouped by problem (stable, so one problem keeps its order).
+        Outcomes come back in the order of ``facts``.
         """
         order = sorted(range(len(facts)), key=lambda i: _fact_key(facts[i]))
+        keys = [_fact_key(fact) for fact in facts]
+        ids = [f.event_id for f in facts if not isinstance(f, lc.AgentSeen) and f.event_id]
 
         def work(tx: Tx) -> list[Outcome]:
+            batch = Batch(tx, keys, ids, now)
             outcomes: dict[int, Outcome] = {}
             for index in order:
-                outcomes[index] = self._apply(tx, facts[index], now)
+                outcomes[index] = self._apply(batch, facts[index], now)
             return [outcomes[index] for index in range(len(facts))]
 
         return self._run(work)
 
-    def _apply(self, tx: Tx, fact: Fact, now: datetime) -> Outcome:
+    def _apply(self, batch: Batch, fact: Fact, now: datetime) -> Outcome:
         if isinstance(fact, lc.AgentSeen):
-            return self._agent_seen(tx, fact, now)
-        if fact.event_id is not None and not self._first_sighting(tx, fact.event_id, now):
+            return self._agent_seen(batch, fact, now)
+        if fact.event_id is not None and not batch.first_sighting(fact.event_id, now):
             return Outcome(status=OutcomeStatus.DUPLICATE)
         if isinstance(fact, lc.ProblemRaised):
-            key = (fact.site, fact.kkt, fact.problem.code, fact.fn_serial)
-            current = self._newest(tx, *key)
+            current = batch.newest(fact.site, fact.kkt, fact.problem.code, fact.fn_serial)
             change = lc.on_raised(current, fact, now, self.policy)
             if change is not None and change.ticket.id is None:  # a new live ticket
                 what = f"a new ticket ({fact.problem.code} on {fact.kkt})"
+                live = batch.live_counts(fact.site, fact.kkt)
                 limits = self.policy.limits
-                if store_guards.refused(tx, fact.site, fact.kkt, what, limits=limits, now=now):
+                if store_guards.refused(batch.tx, fact.site, what, live, limits=limits, now=now):
                     return Outcome(status=OutcomeStatus.REFUSED)
-            return self._outcome(tx, change, now)
-        return self._cleared(tx, fact, now)
+            return self._outcome(batch.tx, change, now, batch)
+        return self._cleared(batch, fact, now)
 
-    def _first_sighting(self, tx: Tx, event_id: str, now: datetime) -> bool:
-        row = tx.one(
-            "INSERT INTO seen_events (event_id, seen_at) VALUES (?, ?)"
-            " ON CONFLICT DO NOTHING RETURNING event_id",
-            event_id,
-            now,
-        )
-        return row is not None
-
-    def _cleared(self, tx: Tx, fact: lc.ProblemCleared, now: datetime) -> Outcome:
+    def _cleared(self, batch: Batch, fact: lc.ProblemCleared, now: datetime) -> Outcome:
         serial = fact.fn_serial
         if serial is None and not is_fn_scoped(fact.code):
             serial = ""
         if serial is not None:
-            current = self._newest(tx, fact.site, fact.kkt, fact.code, serial)
+            current = batch.newest(fact.site, fact.kkt, fact.code, serial)
             scoped = fact.model_copy(update={"fn_serial": serial})
-            return self._outcome(tx, lc.on_cleared(current, scoped, now, self.policy), now)
+            change = lc.on_cleared(current, scoped, now, self.policy)
+            return self._outcome(batch.tx, change, now, batch)
         # An emptied alert topic does not name the drive: clear whichever is live.
-        live = self._live(tx, fact.site, fact.kkt, fact.code)
+        live = batch.live(fact.site, fact.kkt, fact.code)
         changes = [lc.on_cleared(ticket, fact, now, self.policy) for ticket in live]
-        outcomes = [self._outcome(tx, change, now) for change in changes]
+        outcomes = [self._outcome(batch.tx, change, now, batch) for change in changes]
         applied = [item for outcome in outcomes for item in outcome.changes]
         status = OutcomeStatus.CHANGED if applied else OutcomeStatus.STALE
         return Outcome(status=status, changes=applied)
 
-    @staticmethod
-    def _lock_problem(tx: Tx, site: str, kkt: str, code: str) -> None:
-        """Serialise every transaction about this problem of this register, row or not."""
-        if tx.d.key_lock:
-            tx.one(tx.d.key_lock, f"{site}\x1f{kkt}\x1f{code}")
-
-    def _newest(self, tx: Tx, site: str, kkt: str, code: str, serial: str) -> lc.Ticket | None:
-        self._lock_problem(tx, site, kkt, code)
-        # A live ticket wins over a newer resolved tombstone: the live one is the truth.
-        row = tx.one(
-            SELECT_TICKET + " WHERE site = ? AND kkt = ? AND problem = ? AND fn_serial = ?"
-            " ORDER BY CASE WHEN state = 'resolved' THEN 0 ELSE 1 END DESC, id DESC LIMIT 1"
-            + tx.d.for_update,
-            site,
-            kkt,
-            code,
-            serial,
-        )
-        return None if row is None else ticket_from_row(tx, row)
-
-    def _live(self, tx: Tx, site: str, kkt: str, code: str) -> list[lc.Ticket]:
-        self._lock_problem(tx, site, kkt, code)
-        rows = tx.all(
-            SELECT_TICKET + " WHERE site = ? AND kkt = ? AND problem = ? AND state <> 'resolved'"
-            " ORDER BY id" + tx.d.for_update,
-            site,
-            kkt,
-            code,
-        )
-        return [ticket_from_row(tx, row) for row in rows]
-
-    def _outcome(self, tx: Tx, change: lc.Change | None, now: datetime) -> Outcome:
+    def _outcome(
+        self, tx: Tx, change: lc.Change | None, now: datetime, batch: Batch | None = None
+    ) -> Outcome:
         if change is None:
             return Outcome(status=OutcomeStatus.STALE)
-        return Outcome(status=OutcomeStatus.CHANGED, changes=[self._write(tx, change, now)])
+        return Outcome(status=OutcomeStatus.CHANGED, changes=[self._write(tx, change, now, batch)])
 
-    def _write(self, tx: Tx, change: lc.Change, now: datetime) -> Applied:
+    def _write(
+        self, tx: Tx, change: lc.Change, now: datetime, batch: Batch | None = None
+    ) -> Applied:
+        """Write the decided ticket (and its calls); ``batch``, when the decision was
+        made from one, learns the ticket as written."""
         ticket = change.ticket
         if ticket.id is None:
             new_id = insert_ticket(tx, ticket)
@@ -334,6 +308,8 @@ class TicketStore(abc.ABC):
             ticket = ticket.model_copy(update={"revision": ticket.revision + 1})
         else:
             raise _LostRaceError
+        if batch is not None:
+            batch.written(ticket)
         sinks, instance = self.sinks, self._instance
         store_calls.enqueue(tx, ticket, change.calls, now, sinks=sinks, instance=instance)
         assert ticket.id is not None
@@ -348,7 +324,8 @@ class TicketStore(abc.ABC):
 
     # --- agents ------------------------------------------------------------------
 
-    def _agent_seen(self, tx: Tx, fact: lc.AgentSeen, now: datetime) -> Outcome:
+    def _agent_seen(self, batch: Batch, fact: lc.AgentSeen, now: datetime) -> Outcome:
+        tx = batch.tx
         current = self._agent(tx, fact.site, tx.d.for_update)
         record = lc.on_agent_seen(current, fact)
         if record is None:
@@ -375,12 +352,12 @@ class TicketStore(abc.ABC):
             )
         applied: list[Applied] = []
         if record.state is not AgentState.LOST:
-            for ticket in self._live(tx, fact.site, lc.AGENT_KKT, ProblemCode.AGENT_LOST):
+            for ticket in batch.live(fact.site, lc.AGENT_KKT, ProblemCode.AGENT_LOST):
                 # The agent record already ruled this status the newest; the ticket's own
                 # time is the moment its grace ran out, which a late status may precede.
                 back = lc.agent_back_fact(fact, not_before=ticket.last_event_at)
                 change = lc.on_cleared(ticket, back, now, self.policy)
-                applied += self._outcome(tx, change, now).changes
+                applied += self._outcome(tx, change, now, batch).changes
         return Outcome(status=OutcomeStatus.CHANGED, changes=applied)
 
     def _agent(self, tx: Tx, site: str, lock: str) -> lc.AgentRecord | None:
@@ -450,11 +427,12 @@ class TicketStore(abc.ABC):
         due = lc.agent_lost_due(agent, self.policy) if agent is not None else None
         if agent is None or due is None or due > now:
             return []
-        current = self._newest(tx, site, lc.AGENT_KKT, ProblemCode.AGENT_LOST, "")
+        batch = Batch(tx, [(site, lc.AGENT_KKT, ProblemCode.AGENT_LOST)])
+        current = batch.newest(site, lc.AGENT_KKT, ProblemCode.AGENT_LOST, "")
         if current is not None and current.state in (lc.TicketState.PENDING, lc.TicketState.OPEN):
             return []
         change = lc.on_raised(current, lc.agent_lost_fact(agent, due), now, self.policy)
-        return self._outcome(tx, change, now).changes
+        return self._outcome(tx, change, now, batch).changes
 
     # --- the dispatcher's side (CallStore) ---------------------------------------
 
@@ -477,18 +455,20 @@ class TicketStore(abc.ABC):
         """Upsert the newest facts of many registers in one transaction; older ones lose,
         and a register new to a site at ``limits.registers_per_site`` is refused."""
         if states:
-            rows = [(st.site, st.kkt, dict(st.facts), st.taken_at) for st in states]
+            rows = [(st.site, st.kkt, st.facts, st.taken_at) for st in states]
             limit = self.policy.limits.registers_per_site
             self._run(lambda tx: store_guards.record_devices(tx, rows, limit))
 
     def device_facts(self, site: str, kkt: str) -> dict[str, Any] | None:
         """The newest recorded state facts of one register, if any worker recorded them."""
+        return self.devices_facts([(site, kkt)]).get((site, kkt))
 
-        def work(tx: Tx) -> dict[str, Any] | None:
-            row = tx.one("SELECT facts FROM devices WHERE site = ? AND kkt = ?", site, kkt)
-            return None if row is None else tx.d.read_json(row[0])
-
-        return self._run(work)
+    def devices_facts(
+        self, registers: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The newest recorded state facts of each of ``registers`` that has any."""
+        wanted = sorted(set(registers))
+        return self._run(lambda tx: store_batch.devices_facts(tx, wanted)) if wanted else {}
 
     def list_tickets(self, include_resolved_since: datetime | None = None) -> list[TicketRow]:
         """Live tickets, plus those resolved since the given time that had reached the

@@ -13,17 +13,19 @@ on a fresh database agree. A database newer than this code is refused.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.lifecycle import Ticket
 from kktmon.ticketing.text import TicketFacts
 
 SCHEMA_VERSION = 2
+T = TypeVar("T")
 
 
 class Dialect(Protocol):
@@ -43,8 +45,19 @@ class Dialect(Protocol):
     #: A statement taking a transaction lock on one text key (one problem of one
     #: register), or "" where the database serialises writers anyway (SQLite).
     key_lock: str
+    #: The same for a list of keys, one parameter, locked in the list's order, or "".
+    key_locks: str
+
+    #: Whether :meth:`rows` takes one array parameter per column (else one per value).
+    arrays: bool
+    #: The most rows one :meth:`rows` relation lists.
+    rows_max: int
 
     def sql(self, text: str) -> str: ...
+    def rows(self, kinds: Sequence[str], count: int) -> str:
+        """A relation of ``count`` rows of columns ``column1, column2, ...`` (kinds
+        ``text``, ``json``, ``ts``), to follow ``IN``, ``JOIN`` or ``INSERT INTO t (...)``."""
+
     def ts(self, value: datetime) -> Any: ...
     def read_ts(self, value: Any) -> datetime: ...
     def json(self, value: dict[str, Any]) -> Any: ...
@@ -100,6 +113,42 @@ class Tx:
         cursor = self.conn.cursor()
         cursor.executemany(self.d.sql(sql), [self._params(row) for row in rows])
 
+    def rows(self, kinds: Sequence[str], rows: Sequence[Sequence[object]]) -> tuple[str, list[Any]]:
+        """``rows`` (at most ``d.rows_max``) as a relation of columns ``column1, ...``
+        and its parameters: ``VALUES (?, ?), ...`` on SQLite; on PostgreSQL ``unnest`` of
+        one array per column, so the statement stays short (psycopg parses and caches it
+        once) and the driver sends each column at once. Match rows with a ``JOIN``:
+        SQLite looks ``(a, b) IN (VALUES ...)`` up by scanning the whole index."""
+        relation = self.d.rows(kinds, len(rows))
+        if not self.d.arrays:
+            return relation, [value for row in rows for value in self._params(row)]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in kinds]
+        return relation, [
+            self._array(column, kind) for column, kind in zip(columns, kinds, strict=True)
+        ]
+
+    def insert_many(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[object]],
+        tail: str = "",
+    ) -> None:
+        """Insert ``rows`` (values in the order of ``columns``, each ``(name, kind)``)
+        then ``tail`` (``ON CONFLICT ...``), a statement per ``d.rows_max`` rows."""
+        names = ", ".join(name for name, _ in columns)
+        kinds = [kind for _, kind in columns]
+        for chunk in chunks(rows, self.d.rows_max):
+            relation, params = self.rows(kinds, chunk)
+            self.run(f"INSERT INTO {table} ({names}) {relation} {tail}", *params)
+
+    def _array(self, column: Sequence[Any], kind: str) -> list[Any]:
+        if kind == "json":
+            return [json.dumps(value, ensure_ascii=False) for value in column]
+        if kind == "ts":
+            return [None if value is None else self.d.ts(storable(value)) for value in column]
+        return [value.value if isinstance(value, Enum) else value for value in column]
+
     def one(self, sql: str, *params: object) -> tuple[Any, ...] | None:
         cursor = self.conn.execute(self.d.sql(sql), self._params(params))
         row = cursor.fetchone()
@@ -111,6 +160,17 @@ class Tx:
 
     def ts_or_none(self, value: Any) -> datetime | None:
         return None if value is None else self.d.read_ts(value)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(rows: int, columns: int) -> str:
+    """``(?, ?), (?, ?)``: placeholders of a multi-row ``VALUES`` list."""
+    row = "(" + ", ".join("?" for _ in range(columns)) + ")"
+    return ", ".join(row for _ in range(rows))
 
 
 _TABLES = """

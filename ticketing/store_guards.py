@@ -7,9 +7,10 @@ functions over an open transaction (the store calls them inside its own).
   warning at most once per site and hour. Problems already ticketed keep updating and
   clears always pass, so a register at its cap still converges; once tickets resolve,
   the reconciler's pass over the retained alerts brings refused problems in. The count
-  is read in the writing transaction: on PostgreSQL two workers adding tickets to one
-  site at the same instant can overshoot a cap by what they add together. A cap bounds
-  abuse; it is not an account.
+  is read once by the writing transaction (:mod:`store_batch`), which adds its own
+  tickets as it writes them: on PostgreSQL two workers adding tickets to one site at
+  the same time can overshoot a cap by what they add together. A cap bounds abuse; it
+  is not an account.
 * **Dead letters**: a message that can never be stored keeps a bounded, escaped copy
   (the first :data:`PAYLOAD_KEPT` bytes, invalid UTF-8 and NUL as ``\\xNN``) with its
   reason; the newest ``dead_letters_kept`` rows stay, a counter keeps the total.
@@ -28,7 +29,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from kktmon.ticketing.config import TicketingLimits
-from kktmon.ticketing.store_db import Tx
+from kktmon.ticketing.store_db import Tx, chunks
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,21 @@ class DeadLetter(BaseModel):
 
 
 def refused(
-    tx: Tx, site: str, kkt: str, what: str, *, limits: TicketingLimits, now: datetime
+    tx: Tx,
+    site: str,
+    what: str,
+    live: tuple[int, int],
+    *,
+    limits: TicketingLimits,
+    now: datetime,
 ) -> bool:
-    """Whether a new live ticket of ``kkt`` passes a limit; if so, it is counted."""
-    live = "SELECT COUNT(*) FROM tickets WHERE site = ? AND state <> 'resolved'"
-    row = tx.one(live + " AND kkt = ?", site, kkt)
+    """Whether a new live ticket passes a limit, given the ``live`` tickets of its
+    register and of its site; if so, it is counted."""
+    per_register, per_site = live
     limit = None
-    if row is not None and int(row[0]) >= limits.live_tickets_per_register:
+    if per_register >= limits.live_tickets_per_register:
         limit = PER_REGISTER
-    elif (row := tx.one(live, site)) is not None and int(row[0]) >= limits.live_tickets_per_site:
+    elif per_site >= limits.live_tickets_per_site:
         limit = PER_SITE
     if limit is not None:
         refuse(tx, site, limit, what, now)
@@ -94,28 +101,46 @@ def refused(
 DeviceRow = tuple[str, str, dict[str, Any], datetime]
 
 
+_DEVICE_COLUMNS = (("site", "text"), ("kkt", "text"), ("facts", "json"), ("taken_at", "ts"))
+
+
 def record_devices(tx: Tx, rows: Sequence[DeviceRow], limit: int) -> None:
     """Upsert register states, newest wins; a register new to a site that already has
-    ``limit`` is refused (counted at the time its state was taken)."""
+    ``limit`` is refused (counted at the time its state was taken). Two statements for
+    any number of registers (on SQLite, two per 250)."""
+    newest: dict[tuple[str, str], DeviceRow] = {}
+    for row in rows:  # one row per register and statement: the newest of this batch
+        seen = newest.get((row[0], row[1]))
+        if seen is None or row[3] > seen[3]:
+            newest[(row[0], row[1])] = row
+    known = _registers(tx, sorted({site for site, _ in newest}))
     kept: list[DeviceRow] = []
-    known: dict[str, set[str]] = {}
-    for row in rows:
+    for row in sorted(newest.values(), key=lambda r: (r[0], r[1])):
         site, kkt, _, taken_at = row
-        if site not in known:
-            found = tx.all("SELECT kkt FROM devices WHERE site = ?", site)
-            known[site] = {str(r[0]) for r in found}
         if kkt not in known[site] and len(known[site]) >= limit:
             refuse(tx, site, REGISTERS, f"the state of a new register ({kkt})", taken_at)
             continue
         known[site].add(kkt)
         kept.append(row)
-    if kept:
-        tx.many(
-            "INSERT INTO devices (site, kkt, facts, taken_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (site, kkt) DO UPDATE SET facts = excluded.facts,"
-            " taken_at = excluded.taken_at WHERE excluded.taken_at > devices.taken_at",
-            kept,
-        )
+    tx.insert_many(
+        "devices",
+        _DEVICE_COLUMNS,
+        kept,
+        "ON CONFLICT (site, kkt) DO UPDATE SET facts = excluded.facts,"
+        " taken_at = excluded.taken_at WHERE excluded.taken_at > devices.taken_at",
+    )
+
+
+def _registers(tx: Tx, sites: Sequence[str]) -> dict[str, set[str]]:
+    """The registers ``devices`` holds of each of ``sites``."""
+    known: dict[str, set[str]] = {site: set() for site in sites}
+    for chunk in chunks(sites, tx.d.rows_max):
+        relation, params = tx.rows(["text"], [(site,) for site in chunk])
+        for site, kkt in tx.all(
+            f"SELECT site, kkt FROM devices WHERE site IN ({relation})", *params
+        ):
+            known[str(site)].add(str(kkt))
+    return known
 
 
 def refuse(tx: Tx, site: str, reason: str, what: str, now: datetime) -> None:

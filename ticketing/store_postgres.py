@@ -38,6 +38,9 @@ CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK_KEY = 0x6B6B746D  # "kktm"
 
 
+_ARRAY = {"text": "text", "json": "text", "ts": "timestamptz"}
+
+
 class PostgresDialect:
     name = "postgresql"
     for_update = " FOR UPDATE"
@@ -49,9 +52,26 @@ class PostgresDialect:
     # Row locks cannot guard a ticket that does not exist yet: a raise and a clear of a
     # new problem in two workers would both see "none" and write two rows.
     key_lock = "SELECT pg_advisory_xact_lock(hashtext(?))"
+    # Volatile, so evaluated after the sort: the keys are locked in the list's order.
+    key_locks = (
+        "SELECT pg_advisory_xact_lock(hashtext(k))"
+        " FROM unnest(?::text[]) WITH ORDINALITY AS keys(k, n) ORDER BY n"
+    )
+    arrays = True
+    rows_max = 100_000
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
+
+    def rows(self, kinds: Sequence[str], count: int) -> str:
+        # Binary arrays (%b): no quoting of JSON texts element by element in Python.
+        names = [f"column{n}" for n in range(1, len(kinds) + 1)]  # as VALUES names them
+        arrays = ", ".join(f"%b::{_ARRAY[kind]}[]" for kind in kinds)
+        values = ", ".join(
+            f"{name}::jsonb" if kind == "json" else name
+            for name, kind in zip(names, kinds, strict=True)
+        )
+        return f"SELECT {values} FROM unnest({arrays}) AS u({', '.join(names)})"
 
     def ts(self, value: datetime) -> datetime:
         if value.tzinfo is None:

@@ -19,7 +19,7 @@ from typing import Any
 from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.config import TicketingSection
 from kktmon.ticketing.store import TicketStore
-from kktmon.ticketing.store_db import Tx
+from kktmon.ticketing.store_db import Tx, marks
 
 BUSY_TIMEOUT_MS = 10_000
 #: ``RETURNING`` (3.35) and upserts on partial indexes are used throughout.
@@ -35,9 +35,15 @@ class SqliteDialect:
     json_type = "TEXT"
     migration_lock = ""
     key_lock = ""  # BEGIN IMMEDIATE already serialises every writer
+    key_locks = ""
+    arrays = False
+    rows_max = 250  # x columns: far below SQLITE_MAX_VARIABLE_NUMBER (32766)
 
     def sql(self, text: str) -> str:
         return text
+
+    def rows(self, kinds: Sequence[str], count: int) -> str:
+        return "VALUES " + marks(count, len(kinds))
 
     def ts(self, value: datetime) -> str:
         if value.tzinfo is None:

@@ -15,7 +15,7 @@ from kktmon.protocol.errors import TicketStoreError
 from kktmon.protocol.health import Severity
 from kktmon.ticketing import store_db
 from kktmon.ticketing.lifecycle import AgentSeen
-from kktmon.ticketing.store import OutcomeStatus, RegisterFacts, TicketStore, open_store
+from kktmon.ticketing.store import Fact, OutcomeStatus, RegisterFacts, TicketStore, open_store
 
 S = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
@@ -68,6 +68,24 @@ def test_live_tickets_per_site_are_capped(make_store: StoreFactory) -> None:
         2,
     )
     assert refusal.first_at == T0 and refusal.last_at == T0
+
+
+def test_a_batch_counts_the_tickets_it_writes_and_resolves_against_the_caps(
+    make_store: StoreFactory,
+) -> None:
+    # The batch reads the live counts once (store_batch) and keeps them as it writes.
+    store = make_store(limits={"live_tickets_per_register": 2})
+    store.apply(raised(T0, code="COVER_OPEN"), T0)
+    later = T0 + S
+    facts: list[Fact] = [
+        raised(later, code="PRINTER_FAULT"),  # applied last: the register is full again
+        raised(later, code="PAPER_OUT"),  # room, once COVER_OPEN resolved
+        cleared(later, code="COVER_OPEN"),  # pending -> resolved: room for one more
+        raised(later, code="AAA"),  # applied first: the second live ticket
+    ]
+    statuses = [outcome.status for outcome in store.apply_batch(facts, later)]
+    assert statuses == [OutcomeStatus.REFUSED] + [OutcomeStatus.CHANGED] * 3
+    assert live(store) == ["shtrih-0012345678:AAA", "shtrih-0012345678:PAPER_OUT"]
 
 
 def test_refusals_are_logged_once_per_site_and_hour(

@@ -130,3 +130,28 @@ def test_a_raise_and_its_clear_racing_on_a_new_problem_leave_nothing_live(
         )
         == 1
     )
+
+
+def test_racing_batches_over_the_same_problems_in_any_order_open_one_ticket_each(
+    make_store: StoreFactory,
+) -> None:
+    """A batch locks all its problems up front (store_batch): two workers whose batches
+    name the same problems in opposite orders take turns, and each problem gets one."""
+    stores = [make_store(), make_store()]
+    codes = ["PAPER_OUT", "COVER_OPEN", "PRINTER_FAULT"]
+
+    def step(store: TicketStore, worker: int, n: int) -> None:
+        facts = [
+            raised(T0 + worker * S, kkt=kkt(n * 4 + i), code=code, severity=Severity.BLOCKED)
+            for i in range(4)
+            for code in codes
+        ]
+        store.apply_batch(facts if worker == 0 else facts[::-1], T0 + worker * S)
+
+    race(stores, step)
+    live = Counter(
+        (t.kkt, t.problem) for t in stores[0].tickets() if t.state is not TicketState.RESOLVED
+    )
+    assert len(live) == ROUNDS * 4 * len(codes)
+    assert set(live.values()) == {1}
+    assert set(calls_per_ticket(stores[0]).values()) == {1}  # one OPEN per ticket and sink
