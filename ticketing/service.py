@@ -35,7 +35,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -145,7 +145,8 @@ class TicketingService:
             faults=self.faults,
             on_fault=self._fault,
         )
-        self._inbox: queue.Queue[Message] = queue.Queue()
+        # SimpleQueue: its put and get are C, and paho's thread puts every message.
+        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._unacked = 0
         self._unacked_lock = threading.Lock()
         self._last_message = time.monotonic()
@@ -260,10 +261,13 @@ class TicketingService:
             Message(message.topic, bytes(message.payload), message.mid, message.qos, utc_now())
         )
 
-    def _ack(self, message: Message) -> None:
-        self.session.ack(message.mid, message.qos)
+    def _ack(self, messages: Sequence[Message]) -> None:
+        """Acknowledge a stored batch: PUBACKs queued back to back for paho's thread."""
+        ack = self.session.ack
+        for message in messages:
+            ack(message.mid, message.qos)
         with self._unacked_lock:
-            self._unacked -= 1
+            self._unacked -= len(messages)
 
     # ------------------------------------------------------------------ intake
 
