@@ -70,11 +70,17 @@ def tls_context(cfg: MqttSettings) -> ssl.SSLContext | None:
 
 
 def new_client(
-    cfg: MqttSettings, client_id: str, *, persistent: bool, manual_ack: bool = False
+    cfg: MqttSettings,
+    client_id: str,
+    *,
+    persistent: bool,
+    manual_ack: bool = False,
+    client_class: type[mqtt.Client] = mqtt.Client,
 ) -> mqtt.Client:
-    """A paho 2.x client (callback API 2) with credentials and TLS set, not yet connected."""
+    """A paho 2.x client (callback API 2) with credentials and TLS set, not yet connected;
+    ``client_class`` is paho's or a subclass (the worker's reads ahead: mqtt_buffered)."""
     v5 = is_v5(cfg)
-    client = mqtt.Client(
+    client = client_class(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,

@@ -39,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from kktmon.protocol.errors import KktmonError
 from kktmon.ticketing.config import MqttSection
 from kktmon.ticketing.faults import Retry, Throttle
+from kktmon.ticketing.mqtt_buffered import client_class
 from kktmon.ticketing.mqtt_client import connect_properties, is_v5, new_client
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,9 @@ class WorkerSession:
         self.client = self._build()
 
     def _build(self) -> mqtt.Client:
-        client = new_client(self.cfg, self.client_id, persistent=True, manual_ack=True)
+        client = new_client(
+            self.cfg, self.client_id, persistent=True, manual_ack=True, client_class=client_class()
+        )
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         # A callback that raised would end paho's network thread, and with it the worker's
         # session, silently: paho logs it (ERROR) and carries on instead.
