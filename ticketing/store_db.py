@@ -13,12 +13,13 @@ on a fresh database agree. A database newer than this code is refused.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol, TypeVar
+
+from pydantic_core import to_json
 
 from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.lifecycle import Ticket
@@ -143,8 +144,8 @@ class Tx:
             self.run(f"INSERT INTO {table} ({names}) {relation} {tail}", *params)
 
     def _array(self, column: Sequence[Any], kind: str) -> list[Any]:
-        if kind == "json":
-            return [json.dumps(value, ensure_ascii=False) for value in column]
+        if kind == "json":  # pydantic-core's encoder: a few times faster than json's
+            return [to_json(value).decode() for value in column]
         if kind == "ts":
             return [None if value is None else self.d.ts(storable(value)) for value in column]
         return [value.value if isinstance(value, Enum) else value for value in column]
