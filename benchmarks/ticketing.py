@@ -361,11 +361,12 @@ class Workers:
         return first[0]
 
     def _attach(self, pid: int, n: int) -> None:
-        """py-spy samples the worker until it exits (raw collapsed stacks, idle excluded)."""
+        """py-spy samples the worker until it exits: raw collapsed stacks of the thread that
+        holds the GIL (what the worker spends its one core of Python on)."""
         assert self.profile is not None
         out = self.profile / f"{self.folder.name}-w{n}-{pid}.txt"
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        command = [spy, "record", "--pid", str(pid), "--nonblocking", "--rate", "250"]
+        command = [spy, "record", "--pid", str(pid), "--gil", "--nonblocking", "--rate", "250"]
         self.profilers.append(
             subprocess.Popen(
                 [*command, "--format", "raw", "--output", str(out)],
