@@ -5,8 +5,10 @@ cleanly and keep its broker session (a restart resumes it). Exit status: 0 after
 stop, 1 when a worker thread died (the service manager should restart it), 2 for bad
 configuration or a client id another live process on this host holds, 3 when another
 client took the session over (another host runs a worker with this id: fix the ids
-before restarting). ``--retire`` ends this worker's session for good: the id a worker
-started now would take (the config's ``client_id`` or this host's lowest free slot), or
+before restarting). ``--workers N`` runs N workers as processes under a supervisor that
+restarts them and exits 2 or 3 as they would (:mod:`workers`: a worker uses about one
+core). ``--retire`` ends this worker's session for good: the id a worker started now
+would take (the config's ``client_id`` or this host's lowest free slot), or
 ``--client-id``.
 """
 
@@ -27,6 +29,7 @@ from kktmon.ticketing.identity import claim, lock, lock_dir
 from kktmon.ticketing.service import TicketingService, utc_now
 from kktmon.ticketing.store import Refusal, TicketRow, open_store
 from kktmon.ticketing.store_guards import REGISTERS
+from kktmon.ticketing.workers import Pool, check_pool, worker_command
 
 RECENT = timedelta(days=7)
 
@@ -49,6 +52,12 @@ def add_commands(sub: Any) -> None:
             command.add_argument(
                 "--client-id", help="with --retire: the session to end (another slot's id)"
             )
+            command.add_argument(
+                "--workers",
+                type=int,
+                metavar="N",
+                help="run N worker processes (one core each), supervised, restarted if they die",
+            )
         if name == "tickets":
             command.add_argument(
                 "--refused",
@@ -62,7 +71,11 @@ def _ticketing(args: argparse.Namespace) -> int:
     if args.client_id and not args.retire:
         raise ConfigError("--client-id goes with --retire (set [mqtt] client_id to run as one)")
     if args.retire:
+        if args.workers is not None:
+            raise ConfigError("--retire ends one session: give --client-id, not --workers")
         return retire_worker(args.config, args.client_id)
+    if args.workers is not None:
+        return run_pool(args.config, args.workers, args.verbose)
     return run_ticketing(args.config)
 
 
@@ -83,6 +96,13 @@ def run_ticketing(config_path: str) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     return service.run()
+
+
+def run_pool(config_path: str, count: int, verbose: bool = False) -> int:
+    """Run ``count`` workers as processes until SIGTERM/SIGINT (:mod:`workers`)."""
+    _log_lifecycle()
+    check_pool(load_config(config_path), count)
+    return Pool(worker_command(config_path, verbose), count).run()
 
 
 def retire_worker(config_path: str, client_id: str | None = None) -> int:
