@@ -430,6 +430,15 @@ class Reader:
         return self.count("SELECT count(*) FROM tickets WHERE state <> 'resolved'")
 
 
+def host_jiffies() -> tuple[int, int]:
+    """(busy, all) CPU time of the whole machine so far, from ``/proc/stat``."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal
+
+
 @dataclass
 class Phase:
     messages: int
@@ -437,6 +446,7 @@ class Phase:
     seconds: float
     cpu_s: float
     publish_s: float = 0.0
+    host_busy: float = 0.0  # of all CPUs, 0..1
 
     def per_s(self) -> float:
         return self.absorbed / self.seconds
@@ -475,10 +485,11 @@ def drain_phase(workers: Workers, jobs: list[Job], reader: Reader, timeout: floa
         publish_s = publishers.publish_s()
     # A resumed session gets its queue right after CONNACK: time from the first connect.
     begin = workers.start(until="connected")
-    cpu0, target = workers.cpu_s(), start + publishers.messages
+    cpu0, host0, target = workers.cpu_s(), host_jiffies(), start + publishers.messages
     absorbed, seconds = wait_absorbed(target, reader.states, begin, timeout)
-    cpu = workers.cpu_s() - cpu0
-    return Phase(publishers.messages, absorbed - start, seconds, cpu, publish_s)
+    cpu, host1 = workers.cpu_s() - cpu0, host_jiffies()
+    busy = (host1[0] - host0[0]) / max(host1[1] - host0[1], 1)
+    return Phase(publishers.messages, absorbed - start, seconds, cpu, publish_s, busy)
 
 
 @dataclass
@@ -490,16 +501,15 @@ class Case:
     figures: dict[str, float]
     complete: bool
 
-    COLUMNS = ("states", "pub_s", "states_us", "drained", "drained_us", "events", "events_us")
-
     def row(self, label: str = "") -> str:
         f = self.figures
         mark = "" if self.complete else "*"
         return (
             f"{self.store:<10} {self.workers:>2} {f['states']:>8,.0f}{mark} {f['pub_s']:>5.1f}"
             f" {f['states_us']:>6,.0f} {f['drained']:>8,.0f}{mark} {f['drained_us']:>6,.0f}"
-            f" {f['events']:>8,.0f}{mark} {f['events_us']:>6,.0f} {f['left']:>5.0f}"
-            f" {f['rss_mb']:>6.0f}  {self.meets()}{label}"
+            f" {f['host']:>4.0f}%"
+            f" {f['events']:>8,.0f}{mark} {f['events_us']:>6,.0f} {f['left']:>4.0f}"
+            f" {f['rss_mb']:>3.0f}  {self.meets()}{label}"
         )
 
     def meets(self) -> str:
@@ -557,6 +567,7 @@ def run_case(folder: Path, url: str, count: int, args: argparse.Namespace) -> Ca
             "states_us": states.cpu_us(),
             "drained": drained.per_s(),
             "drained_us": drained.cpu_us(),
+            "host": drained.host_busy * 100,
             "events": events.per_s(),
             "events_us": events.cpu_us(),
             "left": float(left),
@@ -595,12 +606,14 @@ def store_url(kind: str, folder: Path) -> Iterator[str | None]:
 
 
 HEADER = """\
-                ---- live states ----  -- drained --  ---- live events ----         target
-store       w  states/s pub s µs/msg  states/s µs/msg  events/s µs/msg  left RSS MB  states ev"""
+                ---- live states ----  ----- drained -----  ---- live events ----      target
+store       w  states/s pub s µs/msg  states/s µs/msg host  events/s µs/msg left  MB  states ev"""
 NOTES = """\
 w: workers. pub s: seconds the publishers took to send the states. µs/msg: CPU of all
-workers per message. left: tickets still live after every problem was cleared (must be
-0). RSS MB: the largest worker at the end. * = not all absorbed within the timeout.
+workers per message. host: the machine's CPU busy while draining (broker, workers and
+database; near 100% the machine, not the workers, sets the rate). left: tickets still
+live after every problem was cleared (must be 0). MB: the largest worker's RSS at the
+end. * = not all absorbed within the timeout.
 target: {states:,} states/s (live/drained) and {events:,} events/s for one worker, 1.7 times
 that for two. "drained" is the workers' capacity without the publishers competing for
 the CPU; "live" includes that competition. One worker absorbing R states/s keeps up with
