@@ -45,6 +45,7 @@ from kktmon.ticketing.store_batch import Batch
 from kktmon.ticketing.store_calls import CallRecord
 from kktmon.ticketing.store_db import (
     SELECT_TICKET,
+    LostRaceError,
     Tx,
     insert_ticket,
     migrate,
@@ -156,10 +157,6 @@ def _fact_key(fact: Fact) -> tuple[str, str, str]:
     return (fact.site, fact.kkt, code)
 
 
-class _LostRaceError(Exception):
-    """Another transaction took the key first: roll back, read again, decide again."""
-
-
 class TicketStore(abc.ABC):
     """The shared logic; subclasses bring a connection and a :class:`Dialect`."""
 
@@ -211,7 +208,7 @@ class TicketStore(abc.ABC):
             try:
                 with self._lock, self._transaction() as tx:
                     return work(tx)
-            except _LostRaceError:
+            except LostRaceError:
                 log.debug("lost a race on a ticket key; reading again (attempt %d)", attempt)
             except KktmonError:
                 raise
@@ -248,6 +245,7 @@ class TicketStore(abc.ABC):
             outcomes: dict[int, Outcome] = {}
             for index in order:
                 outcomes[index] = self._apply(batch, facts[index], now)
+            batch.flush()
             return [outcomes[index] for index in range(len(facts))]
 
         return self._run(work)
@@ -302,12 +300,15 @@ class TicketStore(abc.ABC):
         if ticket.id is None:
             new_id = insert_ticket(tx, ticket)
             if new_id is None:
-                raise _LostRaceError
+                raise LostRaceError
             ticket = ticket.model_copy(update={"id": new_id, "revision": 1})
+        elif batch is not None:  # the batch writes it with the others, before the commit
+            ticket = ticket.model_copy(update={"revision": ticket.revision + 1})
+            batch.update_later(ticket)
         elif update_ticket(tx, ticket):
             ticket = ticket.model_copy(update={"revision": ticket.revision + 1})
         else:
-            raise _LostRaceError
+            raise LostRaceError
         if batch is not None:
             batch.written(ticket)
         sinks, instance = self.sinks, self._instance
@@ -341,7 +342,7 @@ class TicketStore(abc.ABC):
                 record.last_status_at,
             )
             if inserted is None:
-                raise _LostRaceError
+                raise LostRaceError
         else:
             tx.run(
                 "UPDATE agents SET session = ?, state = ?, last_status_at = ? WHERE site = ?",
@@ -432,7 +433,9 @@ class TicketStore(abc.ABC):
         if current is not None and current.state in (lc.TicketState.PENDING, lc.TicketState.OPEN):
             return []
         change = lc.on_raised(current, lc.agent_lost_fact(agent, due), now, self.policy)
-        return self._outcome(tx, change, now, batch).changes
+        changes = self._outcome(tx, change, now, batch).changes
+        batch.flush()
+        return changes
 
     # --- the dispatcher's side (CallStore) ---------------------------------------
 

@@ -22,7 +22,10 @@ problems' tickets (and registers' facts) are read one key at a time.
 
 The facts are then decided one by one from what was read, and every write the
 transaction makes is recorded here (:meth:`Batch.written`), so a later fact of the same
-problem sees the ticket an earlier one left, as a fresh read would. Nothing outside the
+problem sees the ticket an earlier one left, as a fresh read would. New tickets are
+inserted as they are decided (their ids are needed at once); changed ones are written
+together, one statement per batch, before the commit (:meth:`Batch.flush`), each with
+the revision it was read at, as one ``UPDATE`` each would have been. Nothing outside the
 transaction changes what was read: the problems' locks are held to the commit (on
 SQLite, ``BEGIN IMMEDIATE`` holds every other writer off). The caps' counts are read
 once per batch instead of per new ticket: other workers' tickets committed meanwhile
@@ -37,7 +40,14 @@ from datetime import datetime
 from typing import Any
 
 from kktmon.ticketing.lifecycle import Ticket, TicketState
-from kktmon.ticketing.store_db import SELECT_TICKET, Tx, chunks, ticket_from_row
+from kktmon.ticketing.store_db import (
+    SELECT_TICKET,
+    LostRaceError,
+    Tx,
+    chunks,
+    ticket_from_row,
+    update_tickets,
+)
 
 #: One problem of one register: site, kkt, problem code.
 Key = tuple[str, str, str]
@@ -67,6 +77,8 @@ class Batch:
         self._per_register: Counter[tuple[str, str]] = Counter()
         self._per_site: Counter[str] = Counter()
         self._counted: set[str] = set()
+        #: ticket id -> (the ticket as this transaction left it, its revision in the store)
+        self._updates: dict[int, tuple[Ticket, int]] = {}
         self.read(keys)
         ids = sorted(set(event_ids))
         if ids:
@@ -128,12 +140,33 @@ class Batch:
             self._per_register[(ticket.site, ticket.kkt)] += change
             self._per_site[ticket.site] += change
 
+    def update_later(self, ticket: Ticket) -> None:
+        """Record a changed ticket (its ``revision`` already counted up) for
+        :meth:`flush` to write; :meth:`written` learns it at once."""
+        assert ticket.id is not None
+        earlier = self._updates.get(ticket.id)
+        stored = ticket.revision - 1 if earlier is None else earlier[1]
+        self._updates[ticket.id] = (ticket, stored)
+        self.written(ticket)
+
+    def flush(self) -> None:
+        """Write the changed tickets, one statement for all; :class:`LostRaceError` when
+        one moved on meanwhile (it cannot while the problems' locks are held)."""
+        if not self._updates:
+            return
+        updates, self._updates = list(self._updates.values()), {}
+        written = update_tickets(self.tx, updates)
+        lost = {_id(ticket) for ticket, _ in updates} - written
+        if lost:
+            raise LostRaceError(f"ticket(s) {sorted(lost)} changed meanwhile")
+
     def _of(self, key: Key) -> list[Ticket]:
         if key not in self._tickets:  # a problem the batch did not name: lock and read it
             self.read([key])
         return self._tickets[key]
 
     def _count(self, sites: Sequence[str]) -> None:
+        self.flush()  # the counts are read from the store
         tx = self.tx
         for chunk in chunks(sites, tx.d.rows_max):
             relation, params = tx.rows(["text"], [(site,) for site in chunk])

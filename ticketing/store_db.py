@@ -57,7 +57,7 @@ class Dialect(Protocol):
     def sql(self, text: str) -> str: ...
     def rows(self, kinds: Sequence[str], count: int) -> str:
         """A relation of ``count`` rows of columns ``column1, column2, ...`` (kinds
-        ``text``, ``json``, ``ts``), to follow ``IN``, ``JOIN`` or ``INSERT INTO t (...)``."""
+        ``text``, ``json``, ``ts``, ``int``), to follow ``IN``, ``FROM`` or ``INSERT``."""
 
     def ts(self, value: datetime) -> Any: ...
     def read_ts(self, value: Any) -> datetime: ...
@@ -82,6 +82,10 @@ def storable(value: datetime) -> datetime:
             f"cannot store {value.isoformat()}: outside years 1..9999 in UTC"
         ) from None
     return value
+
+
+class LostRaceError(Exception):
+    """Another transaction took the key first: roll back, read again, decide again."""
 
 
 class Tx:
@@ -375,6 +379,31 @@ def insert_ticket(tx: Tx, ticket: Ticket) -> int | None:
         *ticket_params(ticket),
     )
     return None if row is None else int(row[0])
+
+
+_KINDS = {"facts": "json", **dict.fromkeys(_TS_COLUMNS, "ts")}
+
+
+def update_tickets(tx: Tx, updates: Sequence[tuple[Ticket, int]]) -> set[int]:
+    """Write changed tickets, each ``(ticket as it is now, revision stored before)``, in
+    one statement per ``d.rows_max``; the ids written (a ticket whose stored revision
+    moved on is not: the caller reads again and retries)."""
+    columns = TICKET_COLUMNS[1:-1]
+    kinds = [_KINDS.get(column, "text") for column in columns] + ["int", "int", "int"]
+    n = len(columns)
+    assignments = ", ".join(f"{column} = u.column{i}" for i, column in enumerate(columns, 1))
+    written: set[int] = set()
+    for chunk in chunks(updates, tx.d.rows_max):
+        rows = [[*ticket_params(t), t.id, before, t.revision] for t, before in chunk]
+        relation, params = tx.rows(kinds, rows)
+        found = tx.all(
+            f"UPDATE tickets SET {assignments}, revision = u.column{n + 3}"
+            f" FROM ({relation}) AS u WHERE tickets.id = u.column{n + 1}"
+            f" AND tickets.revision = u.column{n + 2} RETURNING tickets.id",
+            *params,
+        )
+        written.update(int(row[0]) for row in found)
+    return written
 
 
 def update_ticket(tx: Tx, ticket: Ticket) -> bool:

@@ -38,7 +38,7 @@ CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK_KEY = 0x6B6B746D  # "kktm"
 
 
-_ARRAY = {"text": "text", "json": "text", "ts": "timestamptz"}
+_ARRAY = {"text": "text", "json": "text", "ts": "timestamptz", "int": "bigint"}
 
 
 class PostgresDialect:
