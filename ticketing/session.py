@@ -1,7 +1,8 @@
 """A ticketing worker's MQTT connection: its persistent session under its stable client id.
 
-:class:`WorkerSession` wraps one paho client that keeps reconnecting (1 s, doubling to
-60 s) to resume the same session: MQTT 5 with ``clean_start=False`` and a session expiry
+:class:`WorkerSession` wraps one paho client (reading its socket ahead:
+:mod:`mqtt_buffered`) that keeps reconnecting (1 s, doubling to 60 s) to resume the same
+session: MQTT 5 with ``clean_start=False`` and a session expiry
 of a week (3.1.1: ``clean_session=False``), so the broker queues the worker's share of
 events while it restarts. Messages are acknowledged by the service (manual PUBACK), only
 once the store has them.
