@@ -2,9 +2,9 @@
 
 :class:`WorkerSession` wraps one paho client (reading its socket ahead:
 :mod:`mqtt_buffered`) that keeps reconnecting (1 s, doubling to 60 s) to resume the same
-session: MQTT 5 with ``clean_start=False`` and a session expiry
-of a week (3.1.1: ``clean_session=False``), so the broker queues the worker's share of
-events while it restarts. Messages are acknowledged by the service (manual PUBACK), only
+session: MQTT 5 with ``clean_start=False`` and a session expiry of a week (3.1.1:
+``clean_session=False``), so the broker queues the worker's share of events while it
+restarts. Messages are acknowledged by the service (manual PUBACK), only
 once the store has them.
 
 What goes wrong is logged, rate-limited per reason (:class:`~kktmon.ticketing.faults.Throttle`):
