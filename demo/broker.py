@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -34,11 +35,23 @@ def mosquitto_binary() -> str | None:
     return found
 
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A loopback port that was free a moment ago and that this process has not handed out
+    before: the kernel may give two probes in a row the same ephemeral port, and a broker
+    with two listeners (or a demo with a broker and simulators) needs distinct ones."""
+    with _handed_out_lock:
+        for _ in range(1000):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port: int = probe.getsockname()[1]
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise OSError("no loopback port left that this process has not used already")
 
 
 class EmbeddedBroker:
