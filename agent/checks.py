@@ -19,6 +19,7 @@ from kktmon.agent.config import RulesConfig
 from kktmon.protocol.health import (
     OFD_BLOCK_AFTER,
     SHIFT_BLOCK_AFTER,
+    BusyReason,
     FnPhase,
     HealthSnapshot,
     LinkState,
@@ -32,9 +33,8 @@ from kktmon.protocol.problems import PROBLEMS, BlockReason, ProblemCode, Severit
 Facts = dict[str, str | int | float | bool | None]
 
 C = ProblemCode
-#: The codes these checks raise: AGENT_LOST is raised centrally by ticketing, and
-#: OFD_VIA_HOST and FN_UNKNOWN_FLAG are part of the contract but not raised yet.
-RAISED = frozenset(ProblemCode) - {C.AGENT_LOST, C.OFD_VIA_HOST, C.FN_UNKNOWN_FLAG}
+#: The codes these checks raise: AGENT_LOST is raised centrally by ticketing.
+RAISED = frozenset(ProblemCode) - {C.AGENT_LOST}
 #: Codes a failed poll can speak about; every other code needs fresh drive data.
 LINK_CODES = frozenset({C.DEVICE_UNREACHABLE, C.DEVICE_BUSY})
 #: Informational changes found by comparing with earlier polls.
@@ -214,6 +214,10 @@ def _fn_phase(p: _Poll) -> Iterator[Problem]:
     elif phase is FnPhase.SETUP:
         text = "Fiscal drive is in factory setup: the register cannot sell"
         yield _graded(C.FN_NOT_FISCAL, Severity.WARNING, text, **facts)
+    elif phase is FnPhase.NOT_FISCAL:
+        # The source cannot tell setup from ready: grade as setup, the worse of the two.
+        text = f"Fiscal drive {serial} is not in fiscal mode: the register cannot sell"
+        yield _graded(C.FN_NOT_FISCAL, Severity.WARNING, text, **facts)
     elif phase is FnPhase.READY:
         old = p.h.last_fiscal_fn_serial
         if old and serial and old != serial:
@@ -278,11 +282,25 @@ _FLAG_CHECKS = (
 )
 
 
+#: Warning-flag bits the checks above name (fiscal-health.md 1.3); any other is unknown.
+_NAMED_FLAG_BITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x80
+
+
 def _fn_flags(p: _Poll) -> Iterator[Problem]:
     flags = p.s.fn.warnings
     for attr, code, text in _FLAG_CHECKS:
         if getattr(flags, attr):
             yield _problem(code, text, flags_raw=flags.raw, fn_serial=p.s.fn.serial)
+    if unknown := flags.raw & ~_NAMED_FLAG_BITS & 0xFF:
+        # A newer drive or firmware may define bits we cannot name: say so, never guess.
+        text = f"Fiscal drive sets warning bits we cannot name (0x{unknown:02X})"
+        yield _problem(
+            C.FN_UNKNOWN_FLAG,
+            text,
+            flags_raw=flags.raw,
+            unknown_bits=unknown,
+            fn_serial=p.s.fn.serial,
+        )
 
 
 def _fn_memory(p: _Poll) -> Iterator[Problem]:
@@ -369,6 +387,15 @@ def _ofd(p: _Poll) -> Iterator[Problem]:
     )
 
 
+def _ofd_via_host(p: _Poll) -> Iterator[Problem]:
+    if p.s.ofd.via_host:
+        text = (
+            "Register sends to the OFD through this PC: documents reach the OFD only while "
+            "the PC-side sender (ATOL driver / EoU) runs"
+        )
+        yield _problem(C.OFD_VIA_HOST, text, unsent_count=p.s.ofd.unsent_count)
+
+
 def _shift(p: _Poll) -> Iterator[Problem]:
     sh = p.s.shift
     if sh.state is None or sh.state is ShiftState.CLOSED:
@@ -451,12 +478,14 @@ def _link(p: _Poll) -> Iterator[Problem]:
         minutes=p.r.unreachable_critical_min
     )
     if link.state is LinkState.BUSY:
+        reason = link.busy_reason or ""
         severity = Severity.INFO
-        if (link.last_error or "").startswith(QUEUE_BLOCKED):
+        if reason.startswith(BusyReason.QUEUE_BLOCKED):
             # The server stopped the register's whole queue on an unknown fiscal outcome
             # (link, FN or paper lost mid-receipt): the cashier cannot sell right now.
             severity = Severity.CRITICAL if silent else Severity.WARNING
-        yield _graded(C.DEVICE_BUSY, severity, _busy_text(link.last_error), **facts)
+        facts["busy_reason"] = link.busy_reason
+        yield _graded(C.DEVICE_BUSY, severity, busy_text(link.busy_reason), **facts)
     elif link.state in (LinkState.UNREACHABLE, LinkState.GARBLED):
         error = f": {link.last_error}" if link.last_error else ""
         text = f"Register does not answer ({link.state.value}{error})"
@@ -464,16 +493,26 @@ def _link(p: _Poll) -> Iterator[Problem]:
         yield _graded(C.DEVICE_UNREACHABLE, severity, text, **facts)
 
 
-#: ``link.last_error`` of a driver server whose queue for the register is blocked.
-QUEUE_BLOCKED = "SERVER_BUSY:queue_blocked"
+_BUSY_TEXTS = {
+    BusyReason.PORT_HELD: "Port busy: another program (usually the POS) holds the register",
+    BusyReason.PRINTING: "Register busy printing, or in a mode that refuses reads",
+    BusyReason.NO_ANSWER: (
+        "Register is alive (answers the link check) but does not answer reads, even re-asked"
+    ),
+}
 
 
-def _busy_text(last_error: str | None) -> str:
-    # A driver server (ATOL Web Requests, kkmserver) says why; a serial port cannot.
-    reason = (last_error or "").removeprefix("SERVER_BUSY:")
-    if last_error and reason != last_error:
-        return f"Register busy at its driver server ({reason}); will retry"
-    return "Port busy: another program (usually the POS) holds the register; will retry"
+def busy_text(reason: str | None) -> str:
+    """What a technician reads for a busy register: where to look, by ``busy_reason``."""
+    if reason in _BUSY_TEXTS:
+        return f"{_BUSY_TEXTS[reason]}; will retry"
+    if reason and reason.startswith(BusyReason.QUEUE_BLOCKED):
+        why = reason.removeprefix(BusyReason.QUEUE_BLOCKED)
+        return f"Driver server stopped the register's queue ({why}): the cashier cannot sell"
+    if reason and reason.startswith(BusyReason.SERVER_BUSY):
+        why = reason.removeprefix(BusyReason.SERVER_BUSY)
+        return f"Register busy at its driver server ({why}); will retry"
+    return "Register busy; will retry"
 
 
 def _notices(p: _Poll) -> Iterator[Problem]:
@@ -490,6 +529,7 @@ _DATA_CHECKS: tuple[Check, ...] = (
     _fn_flags,
     _fn_memory,
     _ofd,
+    _ofd_via_host,
     _shift,
     _printer,
     _clock,
@@ -532,7 +572,7 @@ def block_deadline(
     taken, phase = snapshot.taken_at, snapshot.fn.phase.name if snapshot.fn.phase else None
     if phase in (FnPhase.POST_FISCAL, FnPhase.ARCHIVE_READ):
         candidates.append((taken, BlockReason.FN_ARCHIVE_CLOSED))
-    elif phase in (FnPhase.SETUP, FnPhase.READY):
+    elif phase in (FnPhase.SETUP, FnPhase.READY, FnPhase.NOT_FISCAL):
         candidates.append((taken, BlockReason.FN_NOT_FISCAL))
     if snapshot.shift.state is ShiftState.EXPIRED:
         candidates.append((taken, BlockReason.SHIFT_24_HOURS))

@@ -45,7 +45,7 @@ from kktmon.protocol.errors import (
     UnreachableError,
     WrongRegisterError,
 )
-from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkInfo, LinkState
+from kktmon.protocol.health import BusyReason, DeviceInfo, HealthSnapshot, LinkInfo, LinkState
 from kktmon.protocol.link import WaitKind
 
 
@@ -157,8 +157,10 @@ class Driver(ABC, Generic[S]):
             session.close()
 
     def _failed(self, exc: KktmonError, started: float, session: S | None) -> HealthSnapshot:
+        state = self._link_state(exc)
         link = LinkInfo(
-            state=self._link_state(exc),
+            state=state,
+            busy_reason=self._busy_reason(exc) if state is LinkState.BUSY else None,
             duration_ms=_elapsed_ms(started),
             bytes_tx=session.bytes_tx if session else 0,
             bytes_rx=session.bytes_rx if session else 0,
@@ -183,6 +185,16 @@ class Driver(ABC, Generic[S]):
         if isinstance(exc, UnexpectedAnswerError):
             return LinkState.GARBLED
         return LinkState.UNREACHABLE
+
+    def _busy_reason(self, exc: KktmonError) -> str:
+        """``link.busy_reason`` of a busy poll; vendors whose busy has other causes override it."""
+        if isinstance(exc, ServerBusyError):
+            if exc.reason.startswith(BusyReason.QUEUE_BLOCKED):
+                return exc.reason  # the server stopped the register's queue: its own reason
+            return f"{BusyReason.SERVER_BUSY}{exc.reason}"
+        if isinstance(exc, DeviceError):
+            return BusyReason.PRINTING  # a busy device code: printing, or a mode that refuses reads
+        return BusyReason.PORT_HELD
 
     def _error_code(self, exc: KktmonError) -> str:
         """``link.last_error`` for a failed poll; adapters may add the server's words."""

@@ -63,6 +63,9 @@ class FnPhase(StrEnum):
     FISCAL = "fiscal"
     POST_FISCAL = "post_fiscal"
     ARCHIVE_READ = "archive_read"
+    #: A source that can only say "not fiscal" (kkmserver's ``FN_IsFiscal`` false), not
+    #: whether the drive is in setup or ready: either way the register cannot sell.
+    NOT_FISCAL = "not_fiscal"
     UNKNOWN = "unknown"
 
 
@@ -83,6 +86,16 @@ class LinkState(StrEnum):
     BUSY = "busy"
     UNREACHABLE = "unreachable"
     GARBLED = "garbled"
+
+
+class BusyReason:
+    """``link.busy_reason`` values (DESIGN.md section 3); the last two take a suffix."""
+
+    PORT_HELD = "port_held"  # another program (usually the POS) holds the port
+    PRINTING = "printing"  # the register refuses reads while printing or in a mode
+    NO_ANSWER = "no_answer"  # answers the link check, not the read, even when re-asked
+    QUEUE_BLOCKED = "queue_blocked:"  # + the server's reason: it stopped the queue
+    SERVER_BUSY = "server_busy:"  # + the server's words: our read waits behind others
 
 
 class FfdVersions(_Model):
@@ -189,6 +202,9 @@ class OfdQueue(_Model):
     first_unsent_at: datetime | None = None
     oldest_unsent_age_h: float | None = None
     exchange: OfdExchangeStatus | None = None
+    #: The register reaches the OFD through the host PC (ATOL pushes OFD packets to the
+    #: driver): documents reach the OFD only while the PC-side sender runs. Null: unknown.
+    via_host: bool | None = None
 
 
 class ShiftInfo(_Model):
@@ -217,6 +233,10 @@ class LinkInfo(_Model):
     bytes_rx: int = 0
     retries: int = 0
     last_error: str | None = None
+    #: Why the register or its driver server is busy (null unless ``state`` is busy):
+    #: ``port_held``, ``printing``, ``no_answer``, ``queue_blocked:<reason>`` or
+    #: ``server_busy:<text>``. DEVICE_BUSY's severity follows it.
+    busy_reason: str | None = None
 
 
 class Problem(_Model):

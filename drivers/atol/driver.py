@@ -16,7 +16,7 @@ are not asked again; FN state errors (D4h, DAh) degrade one answer to null.
 Sharing the line (quirk Q3): the driver never sends ``C4`` Abort (it would drop tasks
 that are not ours). When the register pushes ``F0`` packets for tasks that are not ours
 during several exchanges of one poll, its OFD channel runs through the host: from then
-on every good poll carries ``OFD_VIA_HOST`` in ``link.last_error``, and validity and
+on every good poll says ``ofd.via_host`` (the agent raises OFD_VIA_HOST), and validity and
 registration are re-read only every :data:`SLOW_REFRESH_POLLS` polls, to free the port
 sooner.
 
@@ -88,8 +88,8 @@ class AtolDriver(WireDriver[bytes]):
         snapshot = super().read_health()
         if snapshot.stale or not self.ofd_via_host:
             return snapshot
-        link = snapshot.link.model_copy(update={"last_error": mapping.OFD_VIA_HOST})
-        self._last_good = snapshot.model_copy(update={"link": link})
+        ofd = snapshot.ofd.model_copy(update={"via_host": True})
+        self._last_good = snapshot.model_copy(update={"ofd": ofd})
         return self._last_good
 
     def _link_state(self, exc: KktmonError) -> LinkState:

@@ -40,10 +40,6 @@ from kktmon.protocol.health import (
 SHIFT_LIMIT = timedelta(hours=SHIFT_LIMIT_HOURS)
 FN_TIME_STEP = timedelta(minutes=1)  # FN dates stop at minutes: an event may lie up to 59 s later
 
-#: ``link.last_error`` of a successful poll on which the register pushed packets for
-#: tasks that are not ours: its OFD channel runs through the host (quirk Q3).
-OFD_VIA_HOST = "OFD_VIA_HOST"
-
 
 @dataclass(frozen=True)
 class PollAnswers:

@@ -137,6 +137,15 @@ CASES: list[tuple[str, dict[str, Any], str, Severity | None]] = [
     # phases
     ("setup", {FN: {"phase": {"name": "setup", "raw": 0}}}, "FN_NOT_FISCAL", Severity.WARNING),
     ("ready", {FN: {"phase": {"name": "ready", "raw": 1}}}, "FN_NOT_FISCAL", Severity.INFO),
+    # a source that can only say "not fiscal" (kkmserver's FN_IsFiscal false)
+    ("not fiscal", {FN: {"phase": {"name": "not_fiscal"}}}, "FN_NOT_FISCAL", Severity.WARNING),
+    # warning bits nobody has named yet (0x10, 0x20, 0x40): said, never guessed
+    ("bit 4", {FN: {"warnings": {"raw": 0x10}}}, "FN_UNKNOWN_FLAG", Severity.INFO),
+    ("named bits only", {FN: {"warnings": {"memory_90": True, "raw": 0x04}}},
+     "FN_UNKNOWN_FLAG", None),
+    # the register reaches the OFD through this PC (ATOL quirk Q3)
+    ("ofd via host", {"ofd": {"via_host": True}}, "OFD_VIA_HOST", Severity.INFO),
+    ("ofd direct", {"ofd": {"via_host": False}}, "OFD_VIA_HOST", None),
     ("post-fiscal", {FN: {"phase": {"name": "post_fiscal", "raw": 7}}}, "FN_ARCHIVE_CLOSED",
      Severity.BLOCKED),
     ("archive", {FN: {"phase": {"name": "archive_read", "raw": 15}}}, "FN_ARCHIVE_CLOSED",
@@ -205,32 +214,51 @@ def test_each_code_and_its_severity_boundaries(
         assert problem.facts["fn_serial"] == "9961440300112233"  # FN tickets are per drive
 
 
+def busy(reason: str | None, last_error: str = "SERVER_BUSY:x", minutes: int = 0) -> Problem:
+    link = {"state": "busy", "last_error": last_error, "busy_reason": reason}
+    return problems({"link": link, "last_good_at": ago(minutes=minutes)})["DEVICE_BUSY"]
+
+
 def test_a_busy_driver_server_gives_its_reason() -> None:
-    link = {"state": "busy", "last_error": "SERVER_BUSY:queue_blocked:connectionError"}
-    server = problems({"link": link})["DEVICE_BUSY"]
-    port = problems({"link": {"state": "busy", "last_error": "PORT_BUSY"}})["DEVICE_BUSY"]
-    assert "queue_blocked:connectionError" in server.message
-    assert server.facts["last_error"] == link["last_error"]
+    server = busy("queue_blocked:connectionError")
+    port = busy("port_held", last_error="PORT_BUSY")
+    assert "connectionError" in server.message and "cannot sell" in server.message
+    assert server.facts["busy_reason"] == "queue_blocked:connectionError"
     assert port.message.startswith("Port busy")
     assert port.severity is Severity.INFO
 
 
 @pytest.mark.parametrize(
-    ("last_error", "minutes", "severity"),
+    ("reason", "words"),
     [
-        ("SERVER_BUSY:job_waiting", 120, Severity.INFO),  # behind the cashier: just wait
-        ("SERVER_BUSY:queue_blocked:fnError", 5, Severity.WARNING),  # cannot sell now
-        ("SERVER_BUSY:queue_blocked:connectionError", 60, Severity.CRITICAL),
+        ("port_held", "another program"),
+        ("printing", "printing"),
+        ("no_answer", "alive"),  # never sends a technician to look for the POS
+        ("server_busy:Устройство занято", "Устройство занято"),
+        (None, "Register busy"),  # an older agent's snapshot: no reason, no guessing
+    ],
+)
+def test_the_busy_message_follows_busy_reason(reason: str | None, words: str) -> None:
+    problem = busy(reason, last_error="PORT_BUSY")
+    assert words in problem.message
+    if reason != "port_held":
+        assert "another program" not in problem.message
+
+
+@pytest.mark.parametrize(
+    ("reason", "last_error", "minutes", "severity"),
+    [
+        ("server_busy:job_waiting", "SERVER_BUSY:job_waiting", 120, Severity.INFO),
+        ("queue_blocked:fnError", "SERVER_BUSY:queue_blocked:fnError", 5, Severity.WARNING),
+        ("queue_blocked:connectionError", "PORT_BUSY", 60, Severity.CRITICAL),
+        # The severity follows busy_reason, never a parse of last_error.
+        (None, "SERVER_BUSY:queue_blocked:connectionError", 60, Severity.INFO),
     ],
 )
 def test_a_blocked_server_queue_is_not_mere_busyness(
-    last_error: str, minutes: int, severity: Severity
+    reason: str | None, last_error: str, minutes: int, severity: Severity
 ) -> None:
-    override = {
-        "link": {"state": "busy", "last_error": last_error},
-        "last_good_at": ago(minutes=minutes),
-    }
-    assert problems(override)["DEVICE_BUSY"].severity is severity
+    assert busy(reason, last_error, minutes).severity is severity
 
 
 def test_every_code_is_covered_by_the_table() -> None:

@@ -123,8 +123,10 @@ def _check_publishing(
         )
         for kkt in (atol_kkt, shtrih_kkt)
     }
-    assert "queue_blocked:connectionError" in busy[atol_kkt]["message"]
+    assert "connectionError" in busy[atol_kkt]["message"]
+    assert busy[atol_kkt]["facts"]["busy_reason"] == "queue_blocked:connectionError"
     assert busy[shtrih_kkt]["facts"]["last_error"] == "SERVER_BUSY:status_4"
+    assert busy[shtrih_kkt]["facts"]["busy_reason"] == "server_busy:status_4"
 
     atol.app.blocked_reason = ""
     watcher.wait_topic(f"{atol_kkt}/alert/DEVICE_BUSY", lambda s: s.payload == b"", timeout=20)

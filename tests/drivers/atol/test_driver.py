@@ -16,7 +16,6 @@ import pytest
 
 from kktmon.drivers.atol.driver import AtolDriver
 from kktmon.drivers.atol.link import LinkLayer, split_url
-from kktmon.drivers.atol.mapping import OFD_VIA_HOST
 from kktmon.drivers.base import DriverOptions
 from kktmon.drivers.transport import Transport, open_transport
 from kktmon.protocol.atol import commands as cmd
@@ -328,11 +327,11 @@ def test_ofd_channel_through_the_host_is_reported() -> None:
         driver = AtolDriver(runner.url, FAST)
         first = driver.read_health()
         assert_matches(first, emulator.state)
-        assert first.link.last_error == OFD_VIA_HOST and driver.ofd_via_host
+        assert first.ofd.via_host is True and first.link.last_error is None and driver.ofd_via_host
         validity = bytes([cmd.FN_QUERY, cmd.FN_VALIDITY])
         asked = emulator.received.count(validity)
         second = driver.read_health()
-        assert second.link.last_error == OFD_VIA_HOST and not second.stale
+        assert second.ofd.via_host is True and not second.stale
         assert emulator.received.count(validity) == asked, "slow facts not re-read"
         assert second.fn.valid_until == first.fn.valid_until
         assert second.device.rnm == first.device.rnm
