@@ -22,16 +22,18 @@ no user info, and :meth:`ServerUrl.redacted` is what messages show.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import httpx
 import tenacity
+from pydantic import BaseModel
 
 from kktmon.drivers.base import Driver, DriverOptions
 from kktmon.protocol.errors import (
@@ -42,6 +44,10 @@ from kktmon.protocol.errors import (
     ServerDownError,
     TransportClosedError,
 )
+from kktmon.protocol.tolerant import validate_tolerant
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 #: Query keys every server URL accepts; adapters add their own.
 COMMON_OPTIONS = frozenset({"ca", "insecure"})
@@ -300,8 +306,13 @@ class HttpDriver(Driver[HttpSession]):
 
     default_port: ClassVar[int]
     url_options: ClassVar[frozenset[str]] = frozenset()
+    #: Fields of this register's answers that did not validate and were read as null,
+    #: counted each time (a figure of the agent's health); logged once per field.
+    invalid_fields: int = 0
 
     def setup(self) -> None:
+        self.invalid_fields = 0
+        self._invalid_logged: set[str] = set()
         self.server = parse_server_url(
             self.url,
             self.vendor,
@@ -313,6 +324,27 @@ class HttpDriver(Driver[HttpSession]):
 
     def _open_session(self) -> HttpSession:
         return HttpSession(self.server, self.options, verify=self._verify)
+
+    def _validated(self, model: type[M], data: Any, what: str) -> M:
+        """``model`` from an answer, one odd field read as null rather than the poll lost.
+
+        Each field dropped counts in :attr:`invalid_fields`; the first time a field of
+        ``what`` is dropped it is logged (a server keeps sending the same oddity every
+        poll, and the log should say so once, not every minute).
+        """
+        value, dropped = validate_tolerant(model, data, what=f"{self.vendor} {what}")
+        for path in dropped:
+            self.invalid_fields += 1
+            key = f"{what}: {path}"
+            if key not in self._invalid_logged:
+                self._invalid_logged.add(key)
+                log.warning(
+                    "%s: %s field %s does not validate; read as null",
+                    self.server.redacted,
+                    what,
+                    path,
+                )
+        return value
 
     @property
     def transport_name(self) -> str:
