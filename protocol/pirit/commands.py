@@ -173,8 +173,23 @@ def _number(field: Field) -> int | None:
     return int(raw) if _DECIMAL.fullmatch(raw) else None
 
 
+def parameters(fields: Sequence[bytes]) -> tuple[bytes, ...]:
+    """A decoded request's fields as a register reads them: one empty field is no data.
+
+    A command without parameters reaches registers in two forms (pirit.md 2.1): no data
+    bytes (Crystal's driver, Dreamkas' C++ library, this agent) or a single empty field
+    (Dreamkas' Java example), and real registers answer both. The frame decoder keeps
+    what was sent; the device side reads both forms as one request through this.
+    """
+    return () if tuple(fields) == (b"",) else tuple(fields)
+
+
 def is_allowed(command: int, fields: Sequence[Field] = ()) -> bool:
-    """True iff the command with exactly these fields is on the allowlist."""
+    """True iff the command with exactly these fields is on the allowlist.
+
+    The host's gate: it builds only the no-data form of a command without parameters,
+    so a lone empty field is refused here (a register reads it via :func:`parameters`).
+    """
     rule = ALLOWLIST.get(command)
     if rule is None or isinstance(fields, str | bytes):
         return False

@@ -8,7 +8,9 @@ returns :mod:`~kktmon.simulators.server` outputs. Answers are built in
 :mod:`kktmon.simulators.pirit.answers`; this module routes a request to its builder.
 
 Refusals, as error replies with no data (worked example 8): a wrong password 06h;
-anything off the allowlist of :func:`kktmon.protocol.pirit.commands.is_allowed` 02h.
+anything off the allowlist of :func:`kktmon.protocol.pirit.commands.is_allowed` 02h. A
+command without parameters is answered in both forms real registers take: no data, or
+one empty field (Dreamkas' Java example; :func:`~kktmon.protocol.pirit.commands.parameters`).
 ``state.unsupported`` names what the model lacks: ``"78"`` a whole command (answered
 02h), ``"78/18"`` one sub-request: hex command, ``/``, decimal sub, the reference's own
 notation (answered 03h, extended reason 66, like worked example 8). The reason of the
@@ -33,6 +35,7 @@ from kktmon.protocol.pirit.commands import (
     SERVICE_INFO,
     STATUS,
     is_allowed,
+    parameters,
 )
 from kktmon.protocol.pirit.errors import BAD_FUNCTION, BAD_PARAMETER, WRONG_PASSWORD, WRONG_STATE
 from kktmon.protocol.pirit.frame import DEFAULT_PASSWORD, LF, RECOVERY_PACKET_ID, Reply, Request
@@ -115,7 +118,7 @@ class PiritEmulator(WireEmulator[int]):
     def note(self, request: Request) -> None:
         """Log a frame that arrived intact (even one the link then refuses on purpose)."""
         self.requests.append(request)
-        self.log(request.command, allowed=is_allowed(request.command, request.fields))
+        self.log(request.command, allowed=is_allowed(request.command, parameters(request.fields)))
 
     def note_line_feed(self) -> None:
         """A bare LF between frames: a paper feed, never a read (pirit.md 2.5)."""
@@ -135,7 +138,7 @@ class PiritEmulator(WireEmulator[int]):
     def _answer(self, request: Request) -> tuple[Value, ...]:
         if request.password != self.password:
             raise RefusalError(WRONG_PASSWORD)
-        command, fields = request.command, request.fields
+        command, fields = request.command, parameters(request.fields)
         if not is_allowed(command, fields) or self.state.lacks(command):
             raise RefusalError(BAD_FUNCTION)
         busy = self.state.faults.busy_printing

@@ -23,6 +23,7 @@ from kktmon.protocol.pirit.commands import (
     NEVER_SEND,
     encode_request,
     is_allowed,
+    parameters,
     request,
 )
 from kktmon.protocol.pirit.frame import Field, Reply, decode_request_frame
@@ -182,6 +183,15 @@ def test_fn_reads_send_only_the_sub() -> None:
         encode_request(0x78, [7, 0], packet_id=0x21)
     with pytest.raises(CommandNotAllowedError):
         encode_request(0x00, [""], packet_id=0x21)  # the Java one-empty-field form
+
+
+def test_a_register_reads_one_empty_field_as_no_data() -> None:
+    """The gate sends only the no-data form; a register takes the Java form too."""
+    java_form = decode_request_frame(bytes.fromhex("02 50 49 52 49 22 30 30 1C 03 33 46"))
+    assert java_form.fields == (b"",)
+    assert parameters(java_form.fields) == () and is_allowed(0x00, parameters(java_form.fields))
+    assert parameters((b"", b"")) == (b"", b"")  # two fields are two fields
+    assert parameters((b"7",)) == (b"7",)
 
 
 forbidden_pairs = st.one_of(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 from pirit_sim_wire import ask, read_reply, request
 from pirit_vectors import ERROR_VECTORS, FORBIDDEN, LINK_CHECK, VECTORS, h
-from sim_wire import NOW, SerialWire, SocketWire, quiet
+from sim_wire import NOW, SerialWire, SocketWire, Wire, quiet
 
 from kktmon.protocol.pirit.commands import NEVER_SEND
 from kktmon.protocol.pirit.frame import ACK, ENQ, LF, decode_reply_frame
@@ -189,7 +189,6 @@ def test_each_state_changing_example_is_refused(
 @pytest.mark.parametrize(
     ("command", "fields"),
     [
-        pytest.param(0x00, ("",), id="one empty field (Java example form)"),
         pytest.param(0x78, ("7", "0", "0"), id="78h with offset and size"),
         pytest.param(0x78, ("07",), id="sub not in canonical decimal"),
         pytest.param(0x03, ("1",), id="03h: allowed by the reference, not by the gate"),
@@ -200,6 +199,56 @@ def test_variants_outside_the_gate_are_forbidden_too(
 ) -> None:
     assert ask(pwire, request(command, *fields)).error == 0x02
     assert pirit.forbidden_received == [command]
+
+
+#: Commands without parameters, raw, in both forms real registers answer (pirit.md 2.1):
+#: no data bytes (Crystal, Dreamkas' C++ library, our driver; id 21h) and one empty
+#: field, a lone FS (Dreamkas' Java example; id 22h).
+BOTH_FORMS = [
+    pytest.param(
+        0x00,
+        h("02 50 49 52 49 21 30 30 03 32 30"),
+        h("02 50 49 52 49 22 30 30 1C 03 33 46"),
+        id="00h",
+    ),
+    pytest.param(
+        0x04,
+        h("02 50 49 52 49 21 30 34 03 32 34"),
+        h("02 50 49 52 49 22 30 34 1C 03 33 42"),
+        id="04h",
+    ),
+    pytest.param(
+        0x13,
+        h("02 50 49 52 49 21 31 33 03 32 32"),
+        h("02 50 49 52 49 22 31 33 1C 03 33 44"),
+        id="13h",
+    ),
+]
+
+
+def _both_forms_agree(wire: Wire, command: int, bare: bytes, empty_field: bytes) -> None:
+    no_data, one_empty = ask(wire, bare), ask(wire, empty_field)
+    assert (no_data.packet_id, no_data.command, no_data.error) == (0x21, command, 0)
+    assert (one_empty.packet_id, one_empty.command, one_empty.error) == (0x22, command, 0)
+    assert one_empty.fields == no_data.fields != ()
+
+
+@pytest.mark.parametrize(("command", "bare", "empty_field"), BOTH_FORMS)
+def test_a_command_without_parameters_is_answered_in_both_forms_over_tcp(
+    pwire: SocketWire, pirit: PiritEmulator, command: int, bare: bytes, empty_field: bytes
+) -> None:
+    _both_forms_agree(pwire, command, bare, empty_field)
+    assert [r.fields for r in pirit.requests] == [(), (b"",)]  # sent as they came
+    assert pirit.received == [command, command]
+    assert pirit.forbidden_received == []
+
+
+@pytest.mark.parametrize(("command", "bare", "empty_field"), BOTH_FORMS)
+def test_a_command_without_parameters_is_answered_in_both_forms_over_a_pty(
+    pserial: SerialWire, pirit: PiritEmulator, command: int, bare: bytes, empty_field: bytes
+) -> None:
+    _both_forms_agree(pserial, command, bare, empty_field)
+    assert pirit.forbidden_received == []
 
 
 def test_unsupported_whole_command_answers_02h_but_is_not_forbidden(
