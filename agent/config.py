@@ -71,6 +71,10 @@ class MqttConfig(MqttSettings):
 
     reconnect_min_s: Positive = 1.0
     reconnect_max_s: Positive = 120.0
+    #: MQTT 5: how long the broker holds our ``lost`` will after the link drops, so a
+    #: quick reconnect (a Wi-Fi blip, a restart) never shows the store as lost. 0 sends it
+    #: at once; MQTT 3.1.1 has no delay.
+    will_delay_s: int = Field(5, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _check_backoff(self) -> MqttConfig:

@@ -86,8 +86,8 @@ class MqttPublisher:
     thread); ``on_connect()`` runs on the worker after each birth, before the drain.
 
     ``session`` counts process starts (persisted by the service); birth, goodbye and
-    will carry it. ``window`` bounds outbox rows in flight; ``will_delay_s`` is the MQTT 5
-    will delay (0: immediate); ``stop_timeout_s`` bounds the wait for the goodbye PUBACK.
+    will carry it. ``window`` bounds outbox rows in flight; ``will_delay_s`` overrides the
+    configured MQTT 5 will delay (0: immediate); ``stop_timeout_s`` bounds the wait for the goodbye PUBACK.
     """
 
     def __init__(
@@ -101,7 +101,7 @@ class MqttPublisher:
         on_command: CommandHandler | None = None,
         on_connect: Callable[[], None] | None = None,
         window: int = 16,
-        will_delay_s: int = 5,
+        will_delay_s: int | None = None,
         stop_timeout_s: float = 5.0,
     ) -> None:
         self._mqtt = config.mqtt
@@ -116,7 +116,7 @@ class MqttPublisher:
         }
         self._on_connect = on_connect
         self._window = max(1, window)
-        self._will_delay_s = will_delay_s
+        self._will_delay_s = config.mqtt.will_delay_s if will_delay_s is None else will_delay_s
         self._stop_timeout_s = stop_timeout_s
         self._events: queue.SimpleQueue[LinkEvent] = queue.SimpleQueue()
         self._desk = CommandDesk(self.topics, on_command)

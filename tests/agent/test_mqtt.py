@@ -131,6 +131,24 @@ def test_killed_agent_leaves_lost_with_its_session(rig: Rig, tmp_path: Path) -> 
     assert lost.retain and status(lost).session == 5
 
 
+def test_the_will_delay_comes_from_the_config(rig: Rig) -> None:
+    """An hour's delay holds session 1's will; session 2, configured with none, is lost at once.
+
+    Both links drop without a goodbye, session 1's first: had its will not been held,
+    ``lost`` of session 1 would reach the watcher before ``lost`` of session 2.
+    """
+    live = rig.watch(TOPICS.status())
+    held = rig.agent(rig.config(client_id="held", will_delay_s=3600), session=1, will_delay_s=None)
+    live.wait_topic(TOPICS.status(), lambda s: status(s).session == 1)
+    held.stop(clean=False)
+    prompt = rig.agent(rig.config(client_id="prompt", will_delay_s=0), session=2, will_delay_s=None)
+    live.wait_topic(TOPICS.status(), lambda s: status(s).session == 2)
+    prompt.stop(clean=False)
+    live.wait_topic(TOPICS.status(), lambda s: status(s).state is AgentState.LOST)
+    seen = [(status(s).state, status(s).session) for s in live.on(TOPICS.status())]
+    assert seen == [("online", 1), ("online", 2), ("lost", 2)]
+
+
 def test_a_stale_will_is_told_apart_and_repaired(rig: Rig) -> None:
     """Session 1 dies; its delayed will lands after session 2's birth (another client id).
 
