@@ -107,6 +107,9 @@ class Driver(ABC, Generic[S]):
     #: The vendor's device error codes that mean "busy printing / wrong mode right now"
     #: (reported as DEVICE_BUSY), not "broken".
     busy_device_codes: ClassVar[frozenset[int]] = frozenset()
+    #: Answer fields read as null because they did not validate, since start; the agent
+    #: publishes it in its health figures. Adapters with tolerant parsing count here.
+    invalid_fields: int = 0
 
     def __init__(
         self, url: str, options: DriverOptions | None = None, *, clock: Clock = local_now

@@ -87,6 +87,9 @@ class AgentHealth(_Payload):
     failed_polls: int = Field(0, ge=0)
     #: Median poll duration per register (configured name or URL).
     poll_median_ms: dict[str, float] = Field(default_factory=dict)
+    #: Answer fields read as null because they did not validate, per register, since start
+    #: (DESIGN.md section 3: one odd field never loses a poll, but it is counted).
+    invalid_fields: dict[str, int] = Field(default_factory=dict)
     outbox_depth: int = Field(ge=0)
     outbox_bytes: int = Field(0, ge=0)
     outbox_oldest_age_s: float | None = None
