@@ -141,7 +141,8 @@ class FnWarnings(_Model):
 
 class FnPhaseInfo(_Model):
     name: FnPhase
-    raw: int
+    #: The drive's phase byte; null where the source gives none (``not_fiscal``).
+    raw: int | None = None
 
     @classmethod
     def from_byte(cls, raw: int) -> FnPhaseInfo:
