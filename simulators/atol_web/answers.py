@@ -31,6 +31,75 @@ _NO_DATE = datetime(2000, 1, 1)
 
 Answer = dict[str, Any]
 
+#: ``GET /api/v2/settings`` (G2/G3): the server's global settings with their defaults, as
+#: the DTO10 web server keeps them (``global_settings``) and Web Requests answers them.
+GLOBAL_SETTINGS: Answer = {
+    "scriptsPath": "",
+    "invertCashDrawerStatus": False,
+    "additionalHeaderLines": "",
+    "additionalFooterLines": "",
+    "blockQueueOnPrintErrors": False,
+    "deleteRequestsAfter": 43200,  # minutes: finished jobs are kept 30 days
+    "validateRequestsOnAdd": False,
+}
+
+#: Task types the driver knows besides the reads below (atol-dto10.md sections 5.8 and 7):
+#: a server runs them; the fake answers them ``ready`` without a result it could invent.
+#: Any other type is not a DTO10 task at all, and the driver fails it.
+OTHER_KNOWN_TASKS: frozenset[str] = frozenset(
+    {
+        "getDeviceParameters",
+        "getCashDrawerStatus",
+        "getMcu",
+        "getShiftTotals",
+        "getOverallTotals",
+        "getFnDocument",
+        "sell",
+        "sellReturn",
+        "buy",
+        "buyReturn",
+        "sellCorrection",
+        "sellReturnCorrection",
+        "buyCorrection",
+        "buyReturnCorrection",
+        "openShift",
+        "closeShift",
+        "reportX",
+        "reportOfdExchangeStatus",
+        "reportDepartments",
+        "reportFnRegistrations",
+        "printFnDocument",
+        "printLastReceiptCopy",
+        "printDocumentsFromJournal",
+        "nonFiscal",
+        "continuePrint",
+        "cashIn",
+        "cashOut",
+        "registration",
+        "changeRegistrationParameters",
+        "fnChange",
+        "closeArchive",
+        "setDateTime",
+        "setDeviceParameters",
+        "openCashDrawer",
+        "beginMarkingCodeValidation",
+        "getMarkingCodeValidationStatus",
+        "acceptMarkingCode",
+        "declineMarkingCode",
+        "cancelMarkingCodeValidation",
+        "clearMarkingCodeValidationResult",
+        "checkMarkingCodeValidationsReady",
+        "validateMarks",
+        "addMarksToBuffer",
+        "checkImcWorkState",
+        "checkImcTime",
+        "pingIsm",
+    }
+)
+#: The driver's answer to a task type it does not know (LIBFPTR_ERROR_RECEIPT_PARSE_ERROR,
+#: the task parser's error; the code a failing unknown task gets in example E6).
+UNKNOWN_TASK = (501, "Ошибка парсинга запроса")
+
 
 def stamp(moment: datetime) -> str:
     """Naive local time -> ISO 8601 with the host's offset (``2026-03-11T14:05:09+03:00``)."""
@@ -195,6 +264,17 @@ TASKS: dict[str, Builder] = {
     "ismExchangeStatus": ism_exchange,
     "getLicenses": licenses,
 }
+#: The other operations of the vendor's OpenAPI (not for a monitor): a server answers them
+#: with the register's data; the fake with an empty object. Any other name is 404.
+OTHER_OPERATIONS: frozenset[str] = frozenset(
+    {
+        "queryShiftTotals",
+        "queryIncomeTotals",
+        "queryOutcomeTotals",
+        "queryReceiptTotals",
+        "queryDeviceSettings",
+    }
+)
 OPERATIONS: dict[str, Builder] = {
     "queryDeviceInfo": device_info,
     "queryDeviceStatus": device_status,
@@ -205,3 +285,18 @@ OPERATIONS: dict[str, Builder] = {
     "queryIsmExchangeStatus": ism_exchange,
     "queryLicenses": licenses,
 }
+
+
+def home_page(generation: int) -> bytes:
+    """``GET /``: the server's own web page (a settings UI), as a small HTML shell.
+
+    The DTO10 web server (G1/G2) serves its "ДТО WEB-сервер" page there, Web Requests
+    (G3) its own console; both are script pages that then call the API.
+    """
+    title = "АТОЛ. Web Requests" if generation == 3 else "ДТО WEB-сервер"
+    return (
+        '<!DOCTYPE html>\n<html lang="ru"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n"
+        "<body><noscript>Для работы данного приложения необходима поддержка JavaScript"
+        '</noscript><div id="app"></div></body></html>\n'
+    ).encode()

@@ -3,9 +3,13 @@
 Serves one register (``device_id``) from a :class:`DeviceState`: the queue API with a
 FIFO of jobs and real uuid bookkeeping (201, 409 on a reused uuid, 404 for an unknown
 one, DELETE of a waiting job, 409 for a started one), the G3 synchronous operations and
-``serverInfo`` (no auth), Basic auth (mandatory on G3; 401 bodies as in example E5).
-A job spends ``polls_to_ready`` result polls in ``inProgress`` before it is ``ready``;
-its results are built from the state when it becomes ready.
+``serverInfo`` (no auth), ``GET``/``PUT /api/v2/settings`` (G2/G3) and the server's web
+page at ``GET /`` (no auth). Basic auth is mandatory on G3 and cannot be switched off;
+on G1/G2 it is optional and off by default (``auth=True`` turns it on); 401 bodies as in
+example E5. A job spends ``polls_to_ready`` result polls in ``inProgress`` before it is
+``ready``; its results are built from the state when it becomes ready. A task type the
+DTO10 driver does not know is accepted with the job and then fails as the driver fails
+it: ``error`` with code 501, the job's later tasks ``interrupted``.
 
 Server faults are attributes a test may change while the server runs:
 ``blocked_reason`` (queue blocked: ``connectionError``/``fnError``/``paperError``),
@@ -14,13 +18,15 @@ Server faults are attributes a test may change while the server runs:
 tasks of the job are ``interrupted``), ``malformed`` (next n answers are not JSON),
 ``operation_stall_s`` (how long a stalled operation holds before its 408),
 ``no_operations`` (a G3 without ``/operations``), ``lost_add_answers`` (the next n job
-adds are queued but their answer is lost: the client's re-send meets a 409). The
+adds are queued but their answer is lost: the client's re-send meets a 409),
+``driver_lacks`` (task types the server's DTO10 driver is too old to know). The
 register's own faults map as: ``silent`` -> jobs never start and operations stall then
 408; ``slow_answer_s`` -> every answer stalls; ``cut_answers`` -> a truncated body;
 ``wrong_lrc_answers`` -> a body that is not JSON; ``busy_printing`` -> a POS job ahead.
 
-A real server would execute any task it is given, so the fake does too, and records a
-``violations`` entry for every call or task type off the read-only allowlist.
+A real server would execute any task it is given, so the fake does too (a known task it
+has no answer for is ``ready`` without a result), and records a ``violations`` entry for
+every call or task type off the read-only allowlist.
 """
 
 from __future__ import annotations
@@ -66,15 +72,21 @@ class AtolWebApp:
         state: DeviceState,
         *,
         generation: int = 3,
-        user: str | None = "kktmon",
+        auth: bool | None = None,
+        user: str = "kktmon",
         password: str = "Kktmon-Secret1",
         device_id: str = "KKT_1",
     ) -> None:
         if generation not in (1, 2, 3) or not DEVICE_ID.match(device_id):
             raise ValueError(f"bad fake server setup: generation {generation}, id {device_id}")
+        if generation == 3 and auth is False:
+            raise ValueError("Web Requests (G3) cannot run without authentication")
         self.state = state
         self.generation = generation
+        #: Basic auth on G1/G2 (G3 always asks for it): off unless set up, as installed.
+        self.auth = generation == 3 if auth is None else auth
         self.user, self.password, self.device_id = user, password, device_id
+        self.settings: dict[str, Any] = dict(answers.GLOBAL_SETTINGS)
         self.blocked_reason = ""
         self.pos_jobs_ahead = 0
         self.operations_busy = False
@@ -85,13 +97,19 @@ class AtolWebApp:
         self.operation_stall_s = 30.0
         self.no_operations = False
         self.lost_add_answers = 0
+        self.driver_lacks: set[str] = set()
         self.violations: list[str] = []
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
 
+    @property
+    def auth_required(self) -> bool:
+        """Whether API calls need the account: G3 always, G1/G2 when ``auth`` is on."""
+        return self.auth or self.generation == 3
+
     def url(self, host: str, port: int, *, https: bool = False) -> str:
         scheme = "atol-web+https" if https else "atol-web"
-        who = f"{self.user}:{self.password}@" if self.user is not None else ""
+        who = f"{self.user}:{self.password}@" if self.auth_required else ""
         return f"{scheme}://{who}{host}:{port}/?device={self.device_id}"
 
     # ------------------------------------------------------------------ dispatch
@@ -107,6 +125,8 @@ class AtolWebApp:
         method, path = request.method, request.path
         if self.generation == 3 and (method, path) == ("GET", f"{V2}/serverInfo"):
             return HttpReply(body=answers.server_info())  # the one call without auth
+        if method in ("GET", "HEAD") and path == "/":
+            return self._home()  # a static page: served without auth, as the servers do
         handler = self._handler(method, path)
         if handler is None:
             return HttpReply(404)  # a path (or method) this generation does not have
@@ -128,10 +148,13 @@ class AtolWebApp:
             routes[("POST", f"{V2}/operations/{tail}")] = lambda _r: self._operation(tail)
         if self.generation == 3:
             routes[("GET", f"{V2}/devices/{tail}")] = lambda _r: HttpReply(body=self._device())
+        if self.generation > 1:
+            routes[("GET", f"{V2}/settings")] = lambda _r: HttpReply(body=dict(self.settings))
+            routes[("PUT", f"{V2}/settings")] = self._put_settings
         return routes.get((method, path))
 
     def _authorised(self, request: HttpRequest) -> bool:
-        return self.user is None or request.credentials == (self.user, self.password)
+        return not self.auth_required or request.credentials == (self.user, self.password)
 
     def _unauthorised(self) -> HttpReply:
         # E5: the vendor's own 401 example is a bare error object.
@@ -254,11 +277,18 @@ class AtolWebApp:
             elif code is not None:
                 failed = True
                 results.append(self._entry("error", code, f"Ошибка драйвера {code}"))
-            else:
+            elif self._knows(name):
                 builder = answers.TASKS.get(name)
                 result = builder(self.state, False) if builder else {}
                 results.append(self._entry("ready") | {"result": result})
+            else:  # not a DTO10 task: the driver refuses it, the job stops there
+                failed = True
+                results.append(self._entry("error", *answers.UNKNOWN_TASK))
         return results
+
+    def _knows(self, task: str) -> bool:
+        known = task in answers.TASKS or task in answers.OTHER_KNOWN_TASKS
+        return known and task not in self.driver_lacks
 
     def _entry(self, status: str, code: int = 0, text: str = "Ошибок нет") -> dict[str, Any]:
         if self.generation == 1:
@@ -269,6 +299,8 @@ class AtolWebApp:
 
     def _operation(self, name: str) -> HttpReply:
         builder = answers.OPERATIONS.get(name)
+        if builder is None and name not in answers.OTHER_OPERATIONS:
+            return HttpReply(404)  # no such operation (the servlet's plain 404)
         if builder is None:
             return HttpReply(body={})  # executed as a real server would; recorded above
         if self.state.faults.silent:
@@ -292,3 +324,26 @@ class AtolWebApp:
             "isDefault": True,
             "hasLicense": True,
         }
+
+    # ------------------------------------------------------------------ server pages
+
+    def _home(self) -> HttpReply:
+        headers = {"Content-Type": "text/html; charset=utf-8"}
+        return HttpReply(raw=answers.home_page(self.generation), headers=headers)
+
+    def _put_settings(self, request: HttpRequest) -> HttpReply:
+        """``PUT /api/v2/settings``: known keys of the right type change, others are kept."""
+        try:
+            body = request.json()
+        except ValueError:
+            return self._error(400, 501, "Ошибка парсинга запроса")
+        if not isinstance(body, dict):
+            return self._error(400, 501, "Ошибка парсинга запроса")
+        for key, value in body.items():
+            default = answers.GLOBAL_SETTINGS.get(key)
+            if default is None:
+                continue
+            if type(value) is not type(default):
+                return self._error(400, 505, f"Некорректное значение поля '{key}'")
+        self.settings |= {k: v for k, v in body.items() if k in answers.GLOBAL_SETTINGS}
+        return HttpReply(200)

@@ -86,7 +86,8 @@ def test_every_generation_reads_the_state(generation: int) -> None:
 
 
 def test_generation_is_remembered_until_a_path_answers_404() -> None:
-    app = AtolWebApp(default_state(), generation=1)
+    # A login set up on the old server, so the upgraded one (auth mandatory) lets us in.
+    app = AtolWebApp(default_state(), generation=1, auth=True)
     with served(app) as server:
         driver = AtolWebDriver(server.url, FAST)
         assert driver.read_health().link.state is LinkState.OK
@@ -205,6 +206,54 @@ def test_fn_warnings_and_clock_offset_are_reported() -> None:
     snapshot = poll(AtolWebApp(state))
     assert snapshot.fn.warnings.raw == 0x8B and snapshot.fn.warnings.critical_error
     assert snapshot.clock.skew_s is not None and -125 < snapshot.clock.skew_s < -115
+
+
+@pytest.mark.parametrize("auth", [False, True])
+@pytest.mark.parametrize("generation", [1, 2])
+def test_dto10_web_server_with_or_without_a_login(generation: int, auth: bool) -> None:
+    app = AtolWebApp(default_state(), generation=generation, auth=auth)
+    with served(app) as server:
+        assert ("@" in server.url) is auth  # the URL carries a login only when one is set
+        snapshot = AtolWebDriver(server.url, FAST).read_health()
+        sent = {"authorization" in r.headers for r in server.recorded()}
+    assert snapshot.link.state is LinkState.OK and not snapshot.stale
+    assert sent == {auth}
+
+
+def test_a_login_the_server_wants_but_the_url_lacks() -> None:
+    app = AtolWebApp(default_state(), generation=2, auth=True)
+    with served(app) as server:
+        url = server.url.replace("kktmon:Kktmon-Secret1@", "")
+        snapshot = AtolWebDriver(url, FAST).read_health()
+    _failed(snapshot, LinkState.UNREACHABLE, "AUTH_FAILED")
+
+
+def test_the_driver_never_asks_for_settings_or_the_home_page() -> None:
+    app = AtolWebApp(default_state(), generation=2)
+    app.polls_to_ready = 0
+    with served(app) as server:
+        driver = AtolWebDriver(server.url, FAST)
+        assert driver.read_health().link.state is LinkState.OK
+        driver.identify()
+        asked = {r.path for r in server.recorded()}
+    assert not asked & {"/", "/api/v2/settings", "/settings"}
+
+
+@pytest.mark.parametrize("generation", [2, 3])
+def test_a_task_the_servers_driver_does_not_know(generation: int) -> None:
+    """An older DTO10 under the server fails a task it does not know (error 501, the
+    rest of the job interrupted): a typed device error, never a result made up."""
+    state = default_state()
+    app = AtolWebApp(state, generation=generation)
+    app.driver_lacks = {"getRegistrationInfo"}
+    snapshot = poll(app)
+    if generation == 2:  # one job for everything: the job fails
+        _failed(snapshot, LinkState.GARBLED, "DEVICE_ERROR_1F5")
+        return
+    # G3 reads the registration in a job of its own: the rest of the poll stands.
+    assert snapshot.link.state is LinkState.OK and not snapshot.stale
+    assert snapshot.device.serial == state.serial[-14:]
+    assert (snapshot.device.inn, snapshot.device.rnm) == (None, None)
 
 
 # ------------------------------------------------------------------ fault paths

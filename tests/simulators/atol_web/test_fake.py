@@ -65,7 +65,7 @@ def test_g3_server_info_needs_no_auth_but_the_queue_does(client: httpx.Client) -
     ],
 )
 def test_older_generations_error_shapes(generation: int, body: dict[str, Any]) -> None:
-    app = AtolWebApp(default_state(), generation=generation)
+    app = AtolWebApp(default_state(), generation=generation, auth=True)
     with HttpFakeServer(app) as server:
         host, port = server.address
         with httpx.Client(base_url=f"http://{host}:{port}") as http:
@@ -159,7 +159,7 @@ def test_g1_paths_and_flat_results() -> None:
     app.polls_to_ready = 0
     with HttpFakeServer(app) as server:
         host, port = server.address
-        with httpx.Client(base_url=f"http://{host}:{port}", auth=AUTH) as http:
+        with httpx.Client(base_url=f"http://{host}:{port}") as http:
             assert http.get("/stat/requests").json()["is_blocked"] is False
             assert add(http, "g1", "getDeviceStatus", base="").status_code == 201
             item = http.get("/requests/g1").json()["results"][0]
@@ -194,3 +194,104 @@ def test_broken_bodies(app: AtolWebApp, client: httpx.Client) -> None:
     with pytest.raises(ValueError):
         client.get("/api/v2/serverInfo").json()
     assert client.get("/api/v2/serverInfo").json()["os"] == "linux"
+
+
+# ------------------------------------------------------------------ as the real servers are
+
+
+def _plain(server: HttpFakeServer[AtolWebApp]) -> httpx.Client:
+    host, port = server.address
+    return httpx.Client(base_url=f"http://{host}:{port}", timeout=5)
+
+
+@pytest.mark.parametrize("generation", [1, 2])
+def test_dto10_web_server_runs_without_auth_by_default(generation: int) -> None:
+    app = AtolWebApp(default_state(), generation=generation)
+    queue = "/stat/requests" if generation == 1 else "/api/v2/getRequestsQueueStatus"
+    with HttpFakeServer(app) as server, _plain(server) as http:
+        assert http.get(queue).status_code == 200
+        assert "@" not in server.url  # nothing to log in with
+        app.auth = True  # a shop that set a login
+        assert http.get(queue).status_code == 401
+        assert http.get(queue, auth=AUTH).status_code == 200
+        assert "kktmon:Kktmon-Secret1@" in server.url
+
+
+def test_web_requests_cannot_switch_auth_off() -> None:
+    with pytest.raises(ValueError, match="authentication"):
+        AtolWebApp(default_state(), generation=3, auth=False)
+
+
+@pytest.mark.parametrize("generation", [2, 3])
+def test_settings_answer_the_global_settings(generation: int) -> None:
+    app = AtolWebApp(default_state(), generation=generation, auth=True)
+    with HttpFakeServer(app) as server, _plain(server) as http:
+        assert http.get("/api/v2/settings").status_code == 401
+        settings = http.get("/api/v2/settings", auth=AUTH)
+        assert settings.status_code == 200
+        assert settings.json() == {
+            "scriptsPath": "",
+            "invertCashDrawerStatus": False,
+            "additionalHeaderLines": "",
+            "additionalFooterLines": "",
+            "blockQueueOnPrintErrors": False,
+            "deleteRequestsAfter": 43200,
+            "validateRequestsOnAdd": False,
+        }
+        changed = http.put("/api/v2/settings", json={"deleteRequestsAfter": 60}, auth=AUTH)
+        assert changed.status_code == 200
+        assert http.get("/api/v2/settings", auth=AUTH).json()["deleteRequestsAfter"] == 60
+        wrong = http.put("/api/v2/settings", json={"deleteRequestsAfter": "x"}, auth=AUTH)
+        assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 505
+    # A monitor never asks: each call is on the record.
+    asked = ["GET", "GET", "PUT", "GET", "PUT"]
+    assert app.violations == [f"call {method} /api/v2/settings" for method in asked]
+
+
+def test_g1_has_no_settings_api() -> None:
+    with HttpFakeServer(AtolWebApp(default_state(), generation=1)) as server, _plain(server) as h:
+        assert h.get("/api/v2/settings").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("generation", "title"),
+    [(1, "ДТО WEB-сервер"), (2, "ДТО WEB-сервер"), (3, "АТОЛ. Web Requests")],
+)
+def test_home_page_answers_without_auth(generation: int, title: str) -> None:
+    app = AtolWebApp(default_state(), generation=generation, auth=True)
+    with HttpFakeServer(app) as server, _plain(server) as http:
+        page = http.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert f"<title>{title}</title>" in page.text
+        assert http.head("/").status_code == 200
+
+
+@pytest.mark.parametrize("generation", [1, 2, 3])
+def test_unknown_task_type_fails_in_the_driver(generation: int) -> None:
+    app = AtolWebApp(default_state(), generation=generation)
+    app.polls_to_ready = 0
+    base = "" if generation == 1 else "/api/v2"
+    with HttpFakeServer(app) as server, _plain(server) as http:
+        auth = AUTH if generation == 3 else None
+        body = {
+            "uuid": "u",
+            "request": [{"type": t} for t in ("getDeviceInfo", "noSuch", "getFnInfo")],
+        }
+        assert http.post(f"{base}/requests", json=body, auth=auth).status_code == 201
+        results = http.get(f"{base}/requests/u", auth=auth).json()["results"]
+    assert [item["status"] for item in results] == ["ready", "error", "interrupted"]
+    codes = [item["errorCode"] if generation == 1 else item["error"]["code"] for item in results]
+    assert codes == [0, 501, 502]
+    assert "result" not in results[1]  # nothing invented for a task nobody knows
+    assert app.violations == ["task noSuch"]
+
+
+def test_known_tasks_still_run_and_unknown_operations_are_404(
+    app: AtolWebApp, client: httpx.Client
+) -> None:
+    app.polls_to_ready = 0
+    add(client, "k", "reportX")
+    assert statuses(client, "k") == ["ready"]  # a real server would print it
+    assert client.post("/api/v2/operations/queryNothing", params=Q).status_code == 404
+    assert client.post("/api/v2/operations/queryShiftTotals", params=Q).status_code == 200
