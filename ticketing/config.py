@@ -34,6 +34,11 @@ passphrase of an encrypted ``tls_key_file``); ``KKTMON_SINK_<NAME>_SECRET`` (the
 upper-cased, other characters as ``_``) overrides a webhook's ``secret`` or an Okdesk
 sink's ``api_token``.
 
+``[[clients]]`` and ``[notify]`` (who is told about their registers, over e-mail and
+Telegram) are described in :mod:`kktmon.ticketing.notify_config`; ``KKTMON_SMTP_PASSWORD``
+and ``KKTMON_TELEGRAM_TOKEN`` override their secrets. A store's local time zone (dates in
+messages and reports) is its ``[ticketing.closed_hours]`` zone: ``ClosedHours.zone_for``.
+
 Each worker's MQTT client id is stable across restarts and unique among the live workers
 of a host: ``[mqtt] client_id``, or ``kktmon-ticketing-<hostname>-<slot>`` with the lowest
 slot free on the host, held by a lock file in ``lock_dir`` (:mod:`kktmon.ticketing.identity`).
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -75,6 +81,13 @@ from kktmon.protocol.settings import (
 )
 from kktmon.protocol.topics import check_level
 from kktmon.ticketing.hours import ClosedWindow, zone
+from kktmon.ticketing.notify_config import (
+    ENV_SMTP_PASSWORD,
+    ENV_TELEGRAM_TOKEN,
+    ClientConfig,
+    NotifySection,
+    check_clients,
+)
 
 DEFAULT_STORE = "sqlite:////var/lib/kktmon/tickets.sqlite3"
 __all__ = ["ENV_MQTT_PASSWORD", "ConfigPath", "TicketingConfig", "load_config", "parse_config"]
@@ -153,6 +166,11 @@ class ClosedHours(BaseModel):
     def window_for(self, site: str) -> ClosedWindow | None:
         """The site's closed window, or None when it never closes."""
         return _window(self.sites.get(site, self.default), self.timezone)
+
+    def zone_for(self, site: str) -> tzinfo:
+        """The site's local time zone: its window's own zone, else ``timezone``."""
+        window = self.window_for(site)
+        return window.tz if window is not None else zone(self.timezone)
 
 
 def _window(spec: str, default_zone: str) -> ClosedWindow | None:
@@ -294,6 +312,9 @@ class TicketingConfig(StrictModel):
     mqtt: MqttSection = Field(default_factory=MqttSection)
     ticketing: TicketingSection = Field(default_factory=TicketingSection)
     sinks: list[SinkConfig] = Field(default_factory=list)
+    #: The centre's clients: their sites and contacts (:mod:`notify_config`).
+    clients: list[ClientConfig] = Field(default_factory=list)
+    notify: NotifySection = Field(default_factory=NotifySection)
 
     @model_validator(mode="after")
     def _check_sinks(self) -> TicketingConfig:
@@ -301,7 +322,12 @@ class TicketingConfig(StrictModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"sinks: duplicate name {', '.join(duplicates)} (set name = ...)")
+        check_clients(self.clients, self.notify)
         return self
+
+    def client_for(self, site: str) -> ClientConfig | None:
+        """The client whose ``sites`` lists ``site`` (at most one: the file is checked)."""
+        return next((c for c in self.clients if site in c.sites), None)
 
     def sink_configs(self) -> list[WebhookSinkConfig | OkdeskSinkConfig]:
         """The validated sink entries, secrets resolved, in file order."""
@@ -362,7 +388,45 @@ def _resolve_secrets(
         )
     )
     sinks = [_sink_secret(sink, i, where, env) for i, sink in enumerate(config.sinks)]
-    return config.model_copy(update={"mqtt": mqtt, "sinks": sinks})
+    notify = _notify_secrets(config.notify, where, env)
+    return config.model_copy(update={"mqtt": mqtt, "sinks": sinks, "notify": notify})
+
+
+def _notify_secrets(notify: NotifySection, where: Path, env: Mapping[str, str]) -> NotifySection:
+    """The SMTP password and the bot token, from their files or the environment."""
+    update: dict[str, Any] = {}
+    smtp, bot = notify.smtp, notify.telegram
+    if smtp is not None:
+        password = smtp.password
+        if env.get(ENV_SMTP_PASSWORD):
+            password = SecretStr(env[ENV_SMTP_PASSWORD])
+        elif smtp.password_file is not None:
+            key = "notify.smtp.password_file"
+            password = SecretStr(_secret_file(smtp.password_file, where, key))
+        if password is not None and smtp.username is None:
+            raise ConfigError(f"{where}: notify.smtp.username: required when a password is set")
+        update["smtp"] = smtp.model_copy(update={"password": password})
+    if bot is not None:
+        token = bot.token
+        if env.get(ENV_TELEGRAM_TOKEN):
+            token = SecretStr(env[ENV_TELEGRAM_TOKEN])
+        elif bot.token_file is not None:
+            token = SecretStr(_secret_file(bot.token_file, where, "notify.telegram.token_file"))
+        if token is None or not token.get_secret_value():
+            raise ConfigError(
+                f"{where}: notify.telegram.token_file: required (or set {ENV_TELEGRAM_TOKEN})"
+            )
+        update["telegram"] = bot.model_copy(update={"token": token})
+    return notify.model_copy(update=update)
+
+
+def _secret_file(path: Path, where: Path, key: str) -> str:
+    try:
+        return read_text_file(path).strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {key}: no such file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: {key}: cannot read: {exc}") from None
 
 
 def _sink_secret(
