@@ -36,6 +36,9 @@ DEVICE_TYPE = 0xFC
 MODEL_PARAMETERS = 0xF7  # with sub-command 01h only
 SHORT_STATUS = 0x10
 LONG_STATUS = 0x11
+EXCHANGE_PARAMETERS = 0x15  # read a port's speed and byte timeout (14h, which sets them, never)
+MONEY_REGISTER = 0x1A
+OPERATING_REGISTER = 0x1B
 READ_TABLE = 0x1F
 TABLE_STRUCTURE = 0x2D
 FIELD_STRUCTURE = 0x2E
@@ -59,6 +62,9 @@ ALLOWLIST: dict[int, bytes] = {
     MODEL_PARAMETERS: bytes([MODEL_PARAMETERS_SUB]),
     SHORT_STATUS: b"",
     LONG_STATUS: b"",
+    EXCHANGE_PARAMETERS: b"",
+    MONEY_REGISTER: b"",
+    OPERATING_REGISTER: b"",
     READ_TABLE: b"",
     TABLE_STRUCTURE: b"",
     FIELD_STRUCTURE: b"",
@@ -80,6 +86,9 @@ WITHOUT_PASSWORD: frozenset[int] = frozenset({DEVICE_TYPE, MODEL_PARAMETERS, ERR
 #: How a command's parameters follow the password (:mod:`struct`, little-endian);
 #: a command not listed takes none.
 PARAMS_LAYOUT: dict[int, str] = {
+    EXCHANGE_PARAMETERS: "<B",  # port: 0.. COM ports, 128 the TCP socket
+    MONEY_REGISTER: "<B",  # register 0..255 (newer models also take 2-byte numbers)
+    OPERATING_REGISTER: "<B",  # register 0..255
     READ_TABLE: "<BHB",  # table, row, field
     TABLE_STRUCTURE: "<B",  # table
     FIELD_STRUCTURE: "<BB",  # table, field
@@ -178,6 +187,26 @@ def request_table_structure(table: int, password: int = DEFAULT_PASSWORD) -> byt
 
 def request_field_structure(table: int, field: int, password: int = DEFAULT_PASSWORD) -> bytes:
     return request(FIELD_STRUCTURE, params=(table, field), password=password)
+
+
+def request_exchange_parameters(port: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    """15h: the speed and byte timeout the register uses on ``port``."""
+    return request(EXCHANGE_PARAMETERS, params=(port,), password=password)
+
+
+def request_money_register(number: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    """1Ah: a money register (6 bytes, kopecks), e.g. 241 cash in the drawer."""
+    return request(MONEY_REGISTER, params=(number,), password=password)
+
+
+def request_operating_register(number: int, password: int = DEFAULT_PASSWORD) -> bytes:
+    """1Bh: an operating register (a 2-byte counter)."""
+    return request(OPERATING_REGISTER, params=(number,), password=password)
+
+
+def request_error_text(error: int) -> bytes:
+    """6Bh: the register's own text for an error code (no password)."""
+    return request(ERROR_TEXT, params=(error,))
 
 
 def request_fn(code: int, password: int = DEFAULT_PASSWORD) -> bytes:

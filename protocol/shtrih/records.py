@@ -258,6 +258,69 @@ def parse_field_structure(frame: Frame) -> FieldStructure:
     return FieldStructure(_text(f.take(40)), f.uint(1) == 1, f.uint(1))
 
 
+# ------------------------------------------------------------------ 15h, 1Ah, 1Bh, 6Bh
+
+#: Speed codes of 14h/15h (shtrih-m.md section 1); 7-9 only on some models.
+BAUD_RATES = {
+    0: 2400,
+    1: 4800,
+    2: 9600,
+    3: 19200,
+    4: 38400,
+    5: 57600,
+    6: 115200,
+    7: 230400,
+    8: 460800,
+    9: 921600,
+}
+
+
+def byte_timeout_ms(code: int) -> int:
+    """The byte timeout a 15h code stands for: 0-150 ms in 1 ms steps, then 150 ms
+    steps up to 15 s (151-249), then 15 s steps (250-255), as the vendor encodes it."""
+    if code <= 150:
+        return code
+    if code <= 249:
+        return (code - 149) * 150
+    return (code - 248) * 15_000
+
+
+@dataclass(frozen=True)
+class ExchangeParameters:
+    baud_code: int
+    baud: int | None  # None: a code this table does not know
+    byte_timeout_ms: int
+
+
+def parse_exchange_parameters(frame: Frame) -> ExchangeParameters:
+    f = _Fields(answer_payload(frame, 0x15), "15h")
+    baud_code, timeout = f.take(2)
+    return ExchangeParameters(baud_code, BAUD_RATES.get(baud_code), byte_timeout_ms(timeout))
+
+
+@dataclass(frozen=True)
+class RegisterValue:
+    """A money (1Ah, kopecks) or operating (1Bh, a count) register and who asked."""
+
+    operator: int
+    value: int
+
+
+def parse_money_register(frame: Frame) -> RegisterValue:
+    f = _Fields(answer_payload(frame, 0x1A), "1Ah")
+    return RegisterValue(f.uint(1), f.uint(6))
+
+
+def parse_operating_register(frame: Frame) -> RegisterValue:
+    f = _Fields(answer_payload(frame, 0x1B), "1Bh")
+    return RegisterValue(f.uint(1), f.uint(2))
+
+
+def parse_error_text(frame: Frame) -> str:
+    """6Bh: the register's text for an error code (Windows-1251, cut at a NUL)."""
+    return _text(answer_payload(frame, 0x6B))
+
+
 # ------------------------------------------------------------------ FN (FFxxh) answers
 
 
