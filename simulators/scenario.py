@@ -155,6 +155,10 @@ class Printer(_Model):
     paper: Literal["ok", "near_end", "out"]
     cover_open: bool
     fault: bool
+    # The paper ran out in the middle of a document: the register prints nothing more
+    # until the host sends its "continue printing" command (Shtrih B0h), paper back or
+    # not. A register that runs out while ``faults.busy_printing`` sets it itself.
+    suspended: bool = False
 
 
 class RegistrationState(_Model):

@@ -1,13 +1,15 @@
 """What a simulated Shtrih-M register answers to each read-only command (shtrih-m.md 8).
 
-Pure functions from a vendor-neutral :class:`~kktmon.simulators.scenario.DeviceState`:
+Functions of a vendor-neutral :class:`~kktmon.simulators.scenario.DeviceState`:
 each builder gets the :class:`Context` (state, device time, the operator the password
 belongs to) and the parameters after the password, and returns what follows the answer's
 command echo and error byte, or raises
 :class:`~kktmon.simulators.emulator.RefusalError` with the error code.
 :mod:`kktmon.simulators.shtrih.emulator` decides which builder answers which command,
 after the length, password and allowlist checks. The FN pass-through queries (FFxxh)
-answer the drive's own records from :mod:`kktmon.simulators.fn`, as ATOL's A4h do.
+answer the drive's own records from :mod:`kktmon.simulators.fn`, as ATOL's A4h do; the
+settings tables live in :mod:`kktmon.simulators.shtrih.tables`. Only B0h "continue
+printing", which the agent never sends, changes the state.
 
 Answers follow section 8 byte for byte (worked examples E1-E13 are the check), including
 the junk real devices send (legacy fiscal-memory bytes, the tail after a serial's NUL).
@@ -20,20 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from kktmon.protocol.shtrih.errors import (
-    ERROR_MEANINGS,
-    NO_DATA_IN_FN,
-    WRONG_FN_STATE,
-)
+from kktmon.protocol.shtrih.errors import NO_DATA_IN_FN, VENDOR_TEXTS, WRONG_FN_STATE
 from kktmon.simulators import emulator, fn
 from kktmon.simulators.emulator import RefusalError
-from kktmon.simulators.fn import FFD_CODES, le
+from kktmon.simulators.fn import le
 from kktmon.simulators.scenario import DOC_RECEIPT, DeviceState
+from kktmon.simulators.shtrih import tables
 
 SYSADMIN_PASSWORD = 30
 DEFAULT_MODEL_CODE = 252  # ШТРИХ-ЛАЙТ family (E1)
-BAD_PARAMETERS = 0x33
-TABLE_NOT_DEFINED = 0x5D
 
 
 @dataclass(frozen=True)
@@ -46,10 +43,6 @@ Handler = Callable[[Context, bytes], bytes]
 
 def _classic_date(day: date) -> bytes:
     return bytes([day.day, day.month, day.year - 2000])
-
-
-def _text(value: str, size: int) -> bytes:
-    return value.encode("cp1251", errors="replace")[:size].ljust(size, b"\x00")
 
 
 # ------------------------------------------------------------------ status (10h, 11h, FCh, F7h)
@@ -65,11 +58,24 @@ def _mode(ctx: Context) -> int:
     return 2
 
 
+PAPER_PRESENT, PASSIVE_PAPER_OUT, ACTIVE_PAPER_OUT, AFTER_ACTIVE_PAPER_OUT = 0, 1, 2, 3
+PRINTING = 5
+
+
+def submode(state: DeviceState) -> int:
+    """Section 7's submode from the printer: paper gone while idle is 1; gone in the
+    middle of a document is 2, which turns into 3 (waiting for B0h "continue printing")
+    only once paper is back, never straight from printing."""
+    printer = state.printer
+    if printer.paper == "out":
+        return ACTIVE_PAPER_OUT if printer.suspended else PASSIVE_PAPER_OUT
+    if printer.suspended:
+        return AFTER_ACTIVE_PAPER_OUT
+    return PRINTING if state.faults.busy_printing else PAPER_PRESENT
+
+
 def _submode(ctx: Context) -> int:
-    busy = ctx.state.faults.busy_printing
-    if ctx.state.printer.paper == "out":
-        return 3 if busy else 1  # ran out while printing: waits for "continue printing"
-    return 5 if busy else 0
+    return submode(ctx.state)
 
 
 def _flags(ctx: Context) -> int:
@@ -139,74 +145,55 @@ def long_status(ctx: Context, _: bytes) -> bytes:
 # ------------------------------------------------------------------ tables (1Fh, 2Dh, 2Eh)
 
 
-@dataclass(frozen=True)
-class TableField:
-    name: str
-    size: int
-    text: bool
-    value: Callable[[DeviceState], int | str | bytes]
-
-
-TABLES: dict[int, tuple[str, dict[int, TableField]]] = {
-    17: (
-        "Региональные настройки",
-        {17: TableField("Формат ФД", 1, False, lambda s: FFD_CODES[s.ffd.device])},
-    ),
-    18: (
-        "Fiscal storage",
-        {
-            # The real device leaves junk after the NUL (E5): drivers must cut there.
-            1: TableField(
-                "Заводской номер ККТ", 21, True, lambda s: s.serial.encode() + b"\x00000\x00"
-            ),
-            3: TableField("РНМ", 20, True, lambda s: s.rnm),
-            7: TableField("Пользователь", 64, True, lambda s: s.organisation),
-            13: TableField("Адрес сайта ФНС", 64, True, lambda s: "www.nalog.gov.ru"),
-        },
-    ),
-    19: (
-        "Параметры ОФД",
-        {
-            1: TableField("Сервер", 64, True, lambda s: s.ofd.server),
-            2: TableField("Порт", 2, False, lambda s: s.ofd.port),
-        },
-    ),
-}
-
-
-def _table_field(table: int, field: int) -> TableField:
-    if table not in TABLES:
-        raise RefusalError(TABLE_NOT_DEFINED)
-    spec = TABLES[table][1].get(field)
-    if spec is None:
-        raise RefusalError(BAD_PARAMETERS)
-    return spec
-
-
 def read_table(ctx: Context, params: bytes) -> bytes:
-    table, row, field = struct.unpack("<BHB", params)
-    spec = _table_field(table, field)
-    if row != 1:
-        raise RefusalError(BAD_PARAMETERS)
-    value = spec.value(ctx.state)
-    if isinstance(value, int):
-        return le(value, spec.size)
-    return value[: spec.size] if isinstance(value, bytes) else _text(value, spec.size)
+    return tables.read_field(ctx.state, params)
 
 
 def table_structure(ctx: Context, params: bytes) -> bytes:
-    if params[0] not in TABLES:
-        raise RefusalError(TABLE_NOT_DEFINED)
-    name, fields = TABLES[params[0]]
-    return _text(name, 40) + le(1, 2) + bytes([max(fields)])
+    return tables.structure(params[0])
 
 
 def field_structure(ctx: Context, params: bytes) -> bytes:
-    spec = _table_field(params[0], params[1])
-    head = _text(spec.name, 40) + bytes([int(spec.text), spec.size])
-    if spec.text:
-        return head + b"\x00\x00"  # what real devices append after a CHAR field's size
-    return head + le(0, spec.size) + le(256**spec.size - 1, spec.size)
+    return tables.field_structure(params[0], params[1])
+
+
+# ------------------------------------------------------------------ 15h, 1Ah, 1Bh, 6Bh
+
+BAUD_115200 = 6  # speed code of 14h/15h
+BYTE_TIMEOUT_50_MS = 50  # byte-timeout code: 0..150 are milliseconds (section 1's 50 ms)
+
+
+def exchange_parameters(ctx: Context, params: bytes) -> bytes:
+    """15h: every port of the simulated register runs at 115200 with the 50 ms default."""
+    return bytes([BAUD_115200, BYTE_TIMEOUT_50_MS])
+
+
+def money_register(ctx: Context, params: bytes) -> bytes:
+    """1Ah (register number 1 byte, or 2 on newer models): the state holds no money
+    totals, so every register reads 0 kopecks, as after a technological reset."""
+    return bytes([ctx.operator]) + le(0, 6)
+
+
+def operating_register(ctx: Context, params: bytes) -> bytes:
+    """1Bh: the state holds no operation counters; every register reads 0."""
+    return bytes([ctx.operator]) + le(0, 2)
+
+
+def error_text(ctx: Context, params: bytes) -> bytes:
+    """6Bh: the vendor's Russian text, Windows-1251; a code without one gets the
+    vendor driver's "unknown error code" text (what firmware says then is unverified)."""
+    text = VENDOR_TEXTS.get(params[0], "Неизвестный код ошибки")
+    return text.encode("cp1251", errors="replace")
+
+
+def continue_printing(ctx: Context, params: bytes) -> bytes:
+    """B0h, never sent by the agent: once paper is back the suspended document is printed
+    again (submode 3 -> 5 or 0). With the paper still out nothing changes (unverified:
+    what firmware answers B0h outside submode 3; the vendor documents list no error)."""
+    printer = ctx.state.printer
+    if printer.paper != "out":
+        printer.suspended = False
+    return bytes([ctx.operator])
 
 
 # ------------------------------------------------------------------ fiscal drive (FFxxh)
@@ -240,8 +227,3 @@ def archive_document(ctx: Context, params: bytes) -> bytes:
     if doc.doc_type == DOC_RECEIPT:
         return body + b"\x01" + le(doc.amount, 5)  # operation 1 = sale (приход)
     return body
-
-
-def error_text(ctx: Context, params: bytes) -> bytes:
-    text = ERROR_MEANINGS.get(params[0], "no error" if params[0] == 0 else "unknown error")
-    return text.encode("cp1251", errors="replace")

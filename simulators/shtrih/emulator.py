@@ -9,11 +9,12 @@ commands; see :class:`~kktmon.simulators.emulator.WireEmulator`); each connectio
 
 Before a builder runs, :meth:`ShtrihEmulator.execute` checks, in the register's order:
 the command is in :data:`COMMANDS` and on the read-only allowlist of
-:mod:`kktmon.protocol.shtrih.commands`, and the model has it (else 37h); the length
-(7Eh); the password (4Fh: the system administrator's 30 for FN commands and tables, any
-operator 1..30 for the status commands). Every command outside the table or off the
-allowlist is also logged in ``forbidden_received``, so driver tests can prove that no
-state-changing command ever reached the register.
+:mod:`kktmon.protocol.shtrih.commands` (or one of the few :data:`DEVICE_ONLY` commands a
+third-party client needs, B0h "continue printing"), and the model has it (else 37h); the
+length (7Eh); the password (4Fh: the system administrator's 30 for FN commands, tables
+and 15h, any operator 1..30 for the status and register commands). Every command outside
+the table or off the allowlist, B0h included, is also logged in ``forbidden_received``,
+so driver tests can prove that no state-changing command ever reached the register.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ class Password(enum.Enum):
 class Command:
     handler: Handler  # gets the parameters after the password, returns what follows error 0
     password: Password
-    params: int  # parameter bytes after the password
+    params: int | tuple[int, ...]  # parameter bytes after the password (or each length)
+
+    def takes(self, length: int) -> bool:
+        return length in ((self.params,) if isinstance(self.params, int) else self.params)
 
 
 COMMANDS: dict[int, Command] = {
@@ -52,6 +56,9 @@ COMMANDS: dict[int, Command] = {
     0xF7: Command(a.model_parameters, Password.NONE, 1),  # sub-command 01
     0x10: Command(a.short_status, Password.OPERATOR, 0),
     0x11: Command(a.long_status, Password.OPERATOR, 0),
+    0x15: Command(a.exchange_parameters, Password.SYSADMIN, 1),  # port
+    0x1A: Command(a.money_register, Password.OPERATOR, (1, 2)),  # register number
+    0x1B: Command(a.operating_register, Password.OPERATOR, 1),
     0x1F: Command(a.read_table, Password.SYSADMIN, 4),
     0x2D: Command(a.table_structure, Password.SYSADMIN, 1),
     0x2E: Command(a.field_structure, Password.SYSADMIN, 2),
@@ -66,6 +73,12 @@ COMMANDS: dict[int, Command] = {
     0xFF40: Command(fn_record(fn.shift), Password.SYSADMIN, 0),
     0xFF63: Command(fn_record(a.fn_resource), Password.SYSADMIN, 0),
     0x6B: Command(a.error_text, Password.NONE, 1),
+}
+
+#: What a real register also does but the agent never asks (off the allowlist): run
+#: here so a third-party client meets the device, logged in ``forbidden_received``.
+DEVICE_ONLY: dict[int, Command] = {
+    0xB0: Command(a.continue_printing, Password.OPERATOR, 0),
 }
 
 
@@ -102,11 +115,12 @@ class ShtrihEmulator(WireEmulator[int]):
         """Answer body (CMD, error, fields) for a command body (CMD, data)."""
         frame = split_command(body)
         code, data = frame.code, frame.data
-        command = COMMANDS.get(code)
-        if command is None or not is_allowed(code, data) or self.state.lacks(code):
+        self._printer_step()
+        command = COMMANDS.get(code) if is_allowed(code, data) else DEVICE_ONLY.get(code)
+        if command is None or self.state.lacks(code):
             return _error(code, UNSUPPORTED)
         width = 0 if command.password is Password.NONE else 4
-        if len(data) != width + command.params:
+        if not command.takes(len(data) - width):
             return _error(code, BAD_LENGTH)
         try:
             operator = _operator(command.password, int.from_bytes(data[:width], "little"))
@@ -114,6 +128,13 @@ class ShtrihEmulator(WireEmulator[int]):
             return command_bytes(code) + b"\x00" + command.handler(context, data[width:])
         except RefusalError as refusal:
             return _error(code, refusal.code)
+
+    def _printer_step(self) -> None:
+        """Paper that runs out in the middle of a document suspends the printing until
+        B0h (submode 2, then 3 once paper is back), whatever the host asks meanwhile."""
+        printer = self.state.printer
+        if printer.paper == "out" and self.state.faults.busy_printing and not printer.suspended:
+            printer.suspended = True
 
     def stale_answer(self) -> bytes:
         """The answer frame a POS program left unacknowledged: 10h for cashier 1."""

@@ -70,7 +70,7 @@ def test_mode_follows_the_shift_and_its_age(
         (("ok", False), False, (0x0292, 0)),
         (("near_end", False), False, (0x0290, 0)),
         (("out", False), False, (0x0210, 1)),
-        (("out", False), True, (0x0210, 3)),
+        (("out", False), True, (0x0210, 2)),  # ran out mid-document: active paper out
         (("ok", True), False, (0x0492, 0)),
         (("ok", False), True, (0x0292, 5)),
     ],
@@ -150,7 +150,7 @@ def test_table_binary_fields(emulator: ShtrihEmulator, state: DeviceState) -> No
 
 def test_table_errors(emulator: ShtrihEmulator) -> None:
     assert error_of(table(emulator, 99, 1), 0x1F) == 0x5D
-    assert error_of(table(emulator, 18, 2), 0x1F) == 0x33
+    assert error_of(table(emulator, 18, 14), 0x1F) == 0x33  # 2Dh says 13 fields
     assert error_of(table(emulator, 18, 1, row=2), 0x1F) == 0x33
 
 
@@ -234,7 +234,7 @@ def test_post_fiscal_archive_is_still_readable(
 
 def test_error_text(emulator: ShtrihEmulator) -> None:
     text = answer_payload(ask(emulator, 0x6B, b"\x4f", password=b""), 0x6B)
-    assert text.decode("cp1251") == "wrong password"
+    assert text.decode("cp1251") == "Неверный пароль"  # the register's own words
 
 
 def test_unsupported_raises_the_typed_error_in_the_parser(

@@ -27,7 +27,7 @@ from kktmon.protocol.shtrih.frame import ACK, ENQ, NAK, STRAY, decode_frame
 from kktmon.protocol.shtrih.records import parse_long_status, parse_short_status
 from kktmon.simulators.scenario import DeviceState
 from kktmon.simulators.server import TcpServer
-from kktmon.simulators.shtrih.emulator import ShtrihEmulator
+from kktmon.simulators.shtrih.emulator import DEVICE_ONLY, ShtrihEmulator
 
 
 def test_canonical_exchange_over_tcp_ends_with_the_stray_ff(
@@ -190,9 +190,13 @@ def test_e13_cancel_receipt_is_refused_with_37h_and_logged(
 def test_every_never_send_command_is_refused_and_logged(
     wire: SocketWire, emulator: ShtrihEmulator
 ) -> None:
+    """All but B0h "continue printing" get 37h; B0h is done as a real register does it
+    (a third-party client's loop must end), and every one of them is logged."""
     for code in sorted(NEVER_SEND):
         answer = answer_of(wire, request(code))
-        assert answer.data == bytes([0x37]), f"{code:X}h"
+        expected = b"\x00\x1e" if code in DEVICE_ONLY else bytes([0x37])
+        assert answer.data == expected, f"{code:X}h"
+    assert set(DEVICE_ONLY) == {0xB0}
     assert emulator.forbidden_received == sorted(NEVER_SEND)
 
 
