@@ -13,7 +13,11 @@ from kktmon.protocol.health import DeviceInfo, HealthSnapshot, PaperState, Print
 from kktmon.protocol.shtrih import records as rec
 
 MODE_SHIFT_OPEN, MODE_SHIFT_EXPIRED, MODE_SHIFT_CLOSED = 2, 3, 4
-PAPER_OUT_SUBMODES = frozenset({1, 2, 3})  # passive/active paper-out, waiting for B0h
+PAPER_OUT_SUBMODES = frozenset({1, 2})  # passive (idle) / active (mid-document) paper-out
+#: Paper is back after an active paper-out, the document is suspended: the register
+#: prints nothing until someone sends B0h "continue printing" (the POS, usually on a
+#: cashier's prompt). The agent never does: reported as a printer fault, paper as sensed.
+WAITING_FOR_CONTINUE = 3
 LAST_PRINT_PRINTER_ERROR = 2
 
 # Latin letters some firmware puts into model names (quirk 11.9) -> Cyrillic.
@@ -87,7 +91,8 @@ def _printer(status: rec.LongStatus, short: rec.ShortStatus) -> PrinterInfo:
     return PrinterInfo(
         paper=paper,
         cover_open=flags.cover_open,
-        fault=short.last_print_result == LAST_PRINT_PRINTER_ERROR,
+        fault=short.last_print_result == LAST_PRINT_PRINTER_ERROR
+        or status.submode == WAITING_FOR_CONTINUE,
         raw={
             "flags": flags.raw,
             "mode": status.mode,

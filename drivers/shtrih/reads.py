@@ -3,7 +3,7 @@
 Each constant names the command (and sub-command), the parser of its answer and
 whether it is slow; reads that take a value known only at run time are functions.
 The driver runs them, :mod:`kktmon.drivers.shtrih.mapping` maps what they return.
-The password every command but FCh and F7h carries is the driver's, added by
+The password every command but FCh, F7h and 6Bh carries is the driver's, added by
 :func:`kktmon.protocol.shtrih.commands.request`.
 """
 

@@ -133,17 +133,22 @@ def test_closed_shift_has_only_a_number() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "submode", "paper"),
+    ("flags", "submode", "paper", "fault"),
     [
-        (0x0292, 0, PaperState.OK),
-        (0x0212, 0, PaperState.OUT),  # bit 7: no receipt paper
-        (0x0292, 3, PaperState.OUT),  # waiting for B0h after paper out
-        (0x0290, 0, PaperState.NEAR_END),  # bit 1: no receipt roll
+        (0x0292, 0, PaperState.OK, False),
+        (0x0212, 0, PaperState.OUT, False),  # bit 7: no receipt paper
+        (0x0212, 1, PaperState.OUT, False),  # passive paper-out (idle)
+        (0x0212, 2, PaperState.OUT, False),  # active paper-out: ran out mid-document
+        (0x0292, 2, PaperState.OUT, False),  # submode says out before the sensor does
+        (0x0292, 3, PaperState.OK, True),  # paper back, waiting for B0h: will not print
+        (0x0290, 3, PaperState.NEAR_END, True),
+        (0x0290, 0, PaperState.NEAR_END, False),  # bit 1: no receipt roll
     ],
 )
-def test_paper(flags: int, submode: int, paper: PaperState) -> None:
+def test_paper(flags: int, submode: int, paper: PaperState, fault: bool) -> None:
     long_status = replace(LONG, flags=rec.RegisterFlags(flags), submode=submode)
-    assert snapshot(long_status=long_status).printer.paper is paper
+    printer = snapshot(long_status=long_status).printer
+    assert (printer.paper, printer.fault, printer.raw["submode"]) == (paper, fault, submode)
 
 
 def test_cover_and_printer_fault() -> None:
