@@ -97,7 +97,8 @@ def _targets(data: Any, error: ValidationError) -> set[Path]:
 def _existing(data: Any, loc: Path) -> Path:
     """The longest prefix of ``loc`` present in ``data``; a key that is missing, or a
     union's branch tag (``"str"``, ``"int"``), ends the walk."""
-    node, path = data, ()
+    node = data
+    path: Path = ()
     for step in loc:
         if not _has(node, step):
             break
