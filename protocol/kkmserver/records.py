@@ -12,7 +12,17 @@ Values as the server writes them (section 6):
 * serial, РНМ (registration number) and ФН (fiscal drive) numbers are strings with
   leading zeros — a number in their place is turned into text, never the other way;
 * misspellings are the real keys: ``FN_MemOverflowl``, ``Rezult``; ``List`` spells
-  ``OnOff`` also ``OnOf``.
+  ``OnOff`` also ``OnOf``;
+* versions (``FFDVersion*``, ``Firmware_Version``, ``ServerVersion``) come as strings or
+  numbers (``1.05``) and are read as text.
+
+Parsing is tolerant per field (:mod:`kktmon.protocol.tolerant`): a field that does not
+validate is read as null and the rest of the answer stands; only an answer without a
+usable envelope (no object, no ``Status``) is :class:`MalformedAnswerError`.
+
+``Status`` 2 carries the server's ``Error`` text; :func:`busy_reason` tells from it
+whether the register is merely held (its port by another program, or the device busy),
+which is a state to report and retry, not a fault.
 """
 
 from __future__ import annotations
@@ -22,9 +32,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
-from kktmon.protocol.errors import MalformedAnswerError
+from kktmon.protocol.tolerant import Version, validate_tolerant
 
 
 class Status(enum.IntEnum):
@@ -43,6 +53,46 @@ class Status(enum.IntEnum):
 DONE = frozenset({Status.OK, Status.EARLIER})
 #: Statuses that mean "still queued or running": ask again with GetRezult.
 PENDING = frozenset({Status.RUN, Status.NOT_RUN})
+
+
+class Busy(enum.Enum):
+    """What a Status 2 ``Error`` text says holds the register (see :func:`busy_kind`)."""
+
+    PORT_HELD = "port_held"  # another program has the register's port open
+    DEVICE_BUSY = "device_busy"  # the device is busy with other work
+
+
+# Status 2 texts, matched case-insensitively on the words, not one exact phrase: the
+# server passes on its drivers' and the OS's texts, which vary by version and locale
+# ("порт используется другой программой", "порт COM3 занят", .NET's "Доступ к порту
+# 'COM3' запрещен" for a port another process holds, English variants).
+_PORT_HELD = re.compile(
+    r"\bпорт\w*\b[^.;]{0,40}?(?:использ\w*\s+(?:друг|ин)|занят)"
+    r"|доступ\w*\s+к\s+порту"
+    r"|\bport\b[^.;]{0,40}?(?:\bin\s+use\b|\bbusy\b|used\s+by\s+another)"
+    r"|access\s+to\s+the\s+port",
+    re.IGNORECASE,
+)
+_DEVICE_BUSY = re.compile(
+    r"\b(?:устройство|ккт|ккм|касса|фр|регистратор|принтер)\w*\s+(?:сейчас\s+|уже\s+)?занят"
+    r"|\bdevice\s+(?:is\s+)?(?:currently\s+)?busy\b",
+    re.IGNORECASE,
+)
+
+
+def busy_kind(error: str) -> Busy | None:
+    """Whether a Status 2 ``Error`` says the register is held rather than faulty.
+
+    The port held by another program (usually the POS) is checked first: "Устройство
+    занято: порт используется другой программой" names the cause, not just the state.
+    """
+    text = " ".join(error.replace("ё", "е").replace("Ё", "Е").split())
+    if _PORT_HELD.search(text):
+        return Busy.PORT_HELD
+    if _DEVICE_BUSY.search(text):
+        return Busy.DEVICE_BUSY
+    return None
+
 
 NO_DATE = "0001-01-01"
 _FRACTION = re.compile(r"\.(\d{6})\d+")  # .NET writes 7 digits; Python 3.11 reads 6
@@ -106,10 +156,10 @@ class KktInfo(_Answer):
     session_state: int | None = Field(None, alias="SessionState")
     paper_over: bool | None = Field(None, alias="PaperOver")
     date_time_kkt: KkmDateTime = Field(None, alias="DateTimeKKT")
-    ffd_version: Text | None = Field(None, alias="FFDVersion")
-    ffd_version_fn: Text | None = Field(None, alias="FFDVersionFN")
-    ffd_version_kkt: Text | None = Field(None, alias="FFDVersionKKT")
-    firmware_version: Text | None = Field(None, alias="Firmware_Version")
+    ffd_version: Version | None = Field(None, alias="FFDVersion")
+    ffd_version_fn: Version | None = Field(None, alias="FFDVersionFN")
+    ffd_version_kkt: Version | None = Field(None, alias="FFDVersionKKT")
+    firmware_version: Version | None = Field(None, alias="Firmware_Version")
     firmware_status: int | None = Field(None, alias="Firmware_Status")
     on_off: bool | None = Field(None, validation_alias=AliasChoices("OnOff", "OnOf"))
     active: bool | None = Field(None, alias="Active")
@@ -141,7 +191,7 @@ class ListUnit(_Answer):
     active: bool | None = Field(None, alias="Active")
     type_device: str | None = Field(None, alias="TypeDevice")
     id_type_device: str | None = Field(None, alias="IdTypeDevice")
-    firmware_version: Text | None = Field(None, alias="Firmware_Version")
+    firmware_version: Version | None = Field(None, alias="Firmware_Version")
     ip: str | None = Field(None, alias="IP")
     name_device: str | None = Field(None, alias="NameDevice")
     kkt_number: Text | None = Field(None, alias="KktNumber")
@@ -178,7 +228,7 @@ class RezultAnswer(Envelope):
 
 class ServerData(_Answer):
     server_name: str | None = Field(None, alias="ServerName")
-    server_version: str | None = Field(None, alias="ServerVersion")
+    server_version: Version | None = Field(None, alias="ServerVersion")
     server_date_start: KkmDateTime = Field(None, alias="ServerDateStart")
     server_up_time: str | None = Field(None, alias="ServerUpTime")
     license_expiration: KkmDateTime = Field(None, alias="LicenseExpirationDate")
@@ -202,16 +252,10 @@ M = TypeVar("M", bound=Envelope)
 
 
 def parse_answer(body: Any, model: type[M]) -> M:
-    """Validate one JSON answer; a body that is no envelope is MalformedAnswerError."""
-    if not isinstance(body, dict):
-        raise MalformedAnswerError(f"kkmserver answer is not a JSON object: {str(body)[:60]!r}")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
-        )
-        raise MalformedAnswerError(f"kkmserver {model.__name__}: {problems}") from exc
+    """Validate one JSON answer, each odd field read as null; no envelope is
+    MalformedAnswerError. (Drivers that count the dropped fields call
+    :func:`~kktmon.protocol.tolerant.validate_tolerant` themselves.)"""
+    return validate_tolerant(model, body, what=f"kkmserver {model.__name__}")[0]
 
 
 def parse_envelope(body: Any) -> Envelope:

@@ -247,3 +247,48 @@ def test_answers_that_are_no_envelope_are_malformed(body: object) -> None:
 def test_statuses_0_to_6() -> None:
     assert [s.value for s in rec.Status] == list(range(7))
     assert {rec.Status.OK, rec.Status.EARLIER} == rec.DONE
+
+
+def test_versions_may_be_numbers_and_odd_fields_are_null() -> None:
+    info = {
+        "FFDVersion": 1.05,
+        "FFDVersionFN": 1.1,
+        "Firmware_Version": 3,
+        "FN_DateEnd": "15.02.2027",
+    }
+    body = {"Command": "GetDataKKT", "Status": 0, "SessionNumber": "x", "Info": info}
+    answer = rec.parse_data_kkt(body)
+    assert answer.info is not None and answer.info.ffd_version == "1.05"
+    assert answer.info.ffd_version_fn == "1.1" and answer.info.firmware_version == "3"
+    assert answer.info.fn_date_end is None and answer.session_number is None
+    (unit,) = rec.parse_list(
+        {"Status": 0, "ListUnit": [{"NumDevice": 1, "Firmware_Version": 1.2}]}
+    ).units
+    assert unit.firmware_version == "1.2"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Устройство занято…", rec.Busy.DEVICE_BUSY),
+        ("Устройство занято другим приложением", rec.Busy.DEVICE_BUSY),
+        ("УСТРОЙСТВО ЗАНЯТО. Повторите команду позже.", rec.Busy.DEVICE_BUSY),
+        ("ККТ занята: идет печать", rec.Busy.DEVICE_BUSY),
+        ("Device is busy", rec.Busy.DEVICE_BUSY),
+        ("Ошибка открытия порта COM3: порт используется другой программой", rec.Busy.PORT_HELD),
+        ("Порт COM3 используется другим приложением", rec.Busy.PORT_HELD),
+        ("Ошибка связи с ККТ:\n порт COM3 занят", rec.Busy.PORT_HELD),
+        ("Порт занят", rec.Busy.PORT_HELD),
+        ('Доступ к порту "COM3" запрещён.', rec.Busy.PORT_HELD),
+        ("Access to the port 'COM3' is denied.", rec.Busy.PORT_HELD),
+        ("The port is in use by another application", rec.Busy.PORT_HELD),
+        ("Устройство занято: порт используется другой программой", rec.Busy.PORT_HELD),
+        ("Не удалось закрыть чек ( 142-ККТ: Нулевой итог чека )", None),
+        ("Ошибка связи с ККТ: нет ответа от устройства", None),
+        ("Ошибка импорта: файл занят", None),
+        ("Устройство (с параметрами NumDevice=9) не найдено: не настроено или отключено.", None),
+        ("", None),
+    ],
+)
+def test_status_2_texts_that_say_the_register_is_held(text: str, kind: rec.Busy | None) -> None:
+    assert rec.busy_kind(text) is kind
