@@ -13,6 +13,13 @@ App faults (plain attributes, settable while serving):
   ``GetRezult`` keeps answering so for that many more calls, then 0 with the data;
 * ``device_missing``: Status 3 with the live server's text (example K4);
 * ``device_error``: Status 2 with this text;
+* ``device_busy`` / ``port_held``: Status 2 saying the device is busy
+  (:data:`DEVICE_BUSY_TEXT`) / its port is used by another program
+  (:data:`PORT_HELD_TEXT`), as servers answer while the POS holds the register;
+* ``bare_data``: ``GetDataKKT`` answers Status 0 with the bare envelope, no ``Info``
+  (a public kkmserver emulator does this); ``List`` still describes the register;
+* ``info_overrides``: keys replaced in ``GetDataKKT``'s ``Info`` (odd values: a version
+  as a number, a serial as a number, a date in another format);
 * ``malformed``: the next n answers are not JSON.
 
 Generic ``state.faults``: ``silent`` -> the server waits the request's ``Timeout``, then
@@ -38,6 +45,9 @@ from kktmon.simulators.kkmserver import answers
 from kktmon.simulators.scenario import DeviceState
 
 NOT_FOUND_TEXT = "Устройство (с параметрами NumDevice={n}) не найдено: не настроено или отключено."
+#: Status 2 texts of a register held by the POS (the wording of issue 13's reports).
+DEVICE_BUSY_TEXT = "Устройство занято. Повторите команду позже."
+PORT_HELD_TEXT = "Ошибка открытия порта COM3: порт используется другой программой"
 SILENT_STALL_CAP_S = 60.0
 BUSY_PRINTING_CALLS = 2
 _STATUS_RUN, _STATUS_NOT_RUN = 1, 4
@@ -80,6 +90,10 @@ class KkmserverApp:
         self.running = 0
         self.device_missing = False
         self.device_error: str | None = None
+        self.device_busy = False
+        self.port_held = False
+        self.bare_data = False
+        self.info_overrides: dict[str, Any] = {}
         self.malformed = 0
         self.violations: list[str] = []
         self.commands: dict[str, _Command] = {}
@@ -175,14 +189,22 @@ class KkmserverApp:
         if stored is not None:
             return HttpReply(200, self._stored(stored, earlier=True))
         failed = self._missing(body)
-        if failed is None and self.device_error is not None:
-            failed = self._envelope(body, 2, self.device_error)
+        error = self._device_error_text()
+        if failed is None and error is not None:
+            failed = self._envelope(body, 2, error)
         if failed is not None:
             return HttpReply(200, failed)
         command = self._queue(body)
         if ident:
             self.commands[ident] = command
         return HttpReply(200, self._stored(command, earlier=False), delay_s=self._stall(body))
+
+    def _device_error_text(self) -> str | None:
+        if self.port_held:
+            return PORT_HELD_TEXT
+        if self.device_busy:
+            return DEVICE_BUSY_TEXT
+        return self.device_error
 
     def _queue(self, body: dict[str, Any]) -> _Command:
         faults = self.state.faults
@@ -242,7 +264,11 @@ class KkmserverApp:
     # ------------------------------------------------------------------ payloads
 
     def _device_data(self) -> dict[str, Any]:
-        return answers.device_data(self.state, newer_keys=self.newer_keys)
+        if self.bare_data:
+            return {}
+        data = answers.device_data(self.state, newer_keys=self.newer_keys)
+        data["Info"].update(self.info_overrides)
+        return data
 
     def _units(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         unit = answers.list_unit(

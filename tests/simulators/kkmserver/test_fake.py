@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from kktmon.simulators.http_server import HttpFakeServer, HttpRequest
-from kktmon.simulators.kkmserver.app import KkmserverApp
+from kktmon.simulators.kkmserver.app import DEVICE_BUSY_TEXT, PORT_HELD_TEXT, KkmserverApp
 from kktmon.simulators.scenario import DeviceState, default_state
 
 PASSWORD = "kkmserver-pw"
@@ -201,6 +201,38 @@ def test_device_error_is_status_2_with_the_text(client: httpx.Client, app: Kkmse
     app.device_error = "Нет связи с ККТ"
     answer = _data(client, "e")
     assert answer["Status"] == 2 and answer["Error"] == "Нет связи с ККТ"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "text"), [("device_busy", DEVICE_BUSY_TEXT), ("port_held", PORT_HELD_TEXT)]
+)
+def test_a_held_register_is_status_2_with_the_servers_words(
+    client: httpx.Client, app: KkmserverApp, attribute: str, text: str
+) -> None:
+    setattr(app, attribute, True)
+    answer = _data(client, attribute)
+    assert answer["Status"] == 2 and answer["Error"] == text and "Info" not in answer
+    setattr(app, attribute, False)
+    assert _data(client, f"{attribute}-later")["Status"] == 0
+
+
+def test_bare_data_is_status_0_without_info_while_list_still_tells(
+    client: httpx.Client, app: KkmserverApp, state: DeviceState
+) -> None:
+    app.bare_data = True
+    answer = _data(client, "bare")
+    assert answer["Status"] == 0 and answer["Command"] == "GetDataKKT"
+    assert "Info" not in answer and "SessionNumber" not in answer
+    assert _rezult(client, "bare")["Rezult"] == answer
+    (unit,) = _call(client, {"Command": "List", "IdCommand": "l"})["ListUnit"]
+    assert unit["FN_DateEnd"] == f"{state.fn.valid_until.isoformat()}T00:00:00"
+
+
+def test_info_overrides_put_odd_values_into_info(client: httpx.Client, app: KkmserverApp) -> None:
+    app.info_overrides = {"FFDVersion": 1.05, "FN_DateEnd": "31.12.2027"}
+    info = _data(client, "odd")["Info"]
+    assert info["FFDVersion"] == 1.05 and info["FN_DateEnd"] == "31.12.2027"
+    assert info["KktNumber"] == app.state.serial
 
 
 def test_silent_register_stalls_for_the_timeout_then_stays_queued(state: DeviceState) -> None:
