@@ -15,14 +15,25 @@ times; still not done, the poll reports ``SERVER_BUSY:status_4`` and the next po
 starts with ``GetRezult`` for that id rather than queueing a second command (quirk Q3),
 until the id is older than :data:`PENDING_MAX_AGE_S`.
 
+Answers are read tolerantly: a field that does not validate is null, counted in
+:attr:`~kktmon.drivers.http.HttpDriver.invalid_fields` and logged once; a ``GetDataKKT``
+with ``Status`` 0 but no ``Info`` is reported from ``List``'s entry for the register
+(asked again in that poll), so its drive's validity and queue are not lost.
+
+``device.vendor`` is the register's family (``shtrih``, ``atol``, ``pirit``) told from
+``List``'s ``IdTypeDevice`` or ``NameDevice``, ``kkmserver`` when unknown;
+``device.transport`` is ``kkmserver+http`` or ``kkmserver+https``.
+
 Failure -> ``link``: Status 3 -> unreachable ``DEVICE_NOT_CONFIGURED`` (a device found
-by serial/INN is looked up again next poll); Status 2 -> garbled
-``DEVICE_ERROR_02:<server's text>``; HTTP 501 -> ``COMMAND_NOT_IMPLEMENTED``; other
-HTTP errors -> ``HTTP_<code>``; an answer for another register (serial or ИНН) ->
-unreachable ``WRONG_REGISTER``. A device whose ``IdTypeDevice`` is ``KktEmulator`` (the
-server's built-in emulator, quirk Q5) is read, but flagged: ``device.vendor`` stays
-``kkmserver``, ``device.model`` is ``KktEmulator`` and :attr:`KkmserverDriver.emulator`
-is true (a warning is logged once).
+by serial/INN is looked up again next poll); Status 2 whose text says another program
+holds the register's port -> busy ``PORT_BUSY:<server's text>`` (``busy_reason``
+``port_held``), says the device is busy -> busy ``SERVER_BUSY:<server's text>``
+(``server_busy:<text>``); any other Status 2 -> garbled ``DEVICE_ERROR_02:<server's
+text>``; HTTP 501 -> ``COMMAND_NOT_IMPLEMENTED``; other HTTP errors -> ``HTTP_<code>``;
+an answer for another register (serial or ИНН) -> unreachable ``WRONG_REGISTER``. A
+device whose ``IdTypeDevice`` is ``KktEmulator`` (the server's built-in emulator, quirk
+Q5) is read, but flagged: ``device.vendor`` stays ``kkmserver``, ``device.model`` is
+``KktEmulator`` and :attr:`KkmserverDriver.emulator` is true (a warning is logged once).
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from kktmon.protocol.errors import (
     DeviceError,
     KktmonError,
     LinkTimeoutError,
-    MalformedAnswerError,
+    PortBusyError,
     ServerAuthError,
     ServerBusyError,
     ServerRefusedError,
@@ -63,6 +74,15 @@ REZULT_PAUSE_S = 0.2
 MAX_TIMEOUT_S = 60
 READ_MARGIN_S = 10
 ERROR_TEXT_MAX = 100
+
+
+class PortHeldError(PortBusyError):
+    """Status 2 whose text says another program holds the register's port: ``text`` is
+    the server's words, kept in ``link.last_error`` for the technician."""
+
+    def __init__(self, text: str, message: str) -> None:
+        super().__init__(message)
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -92,13 +112,20 @@ class KkmserverDriver(HttpDriver):
             )
         self._found: int | None = None  # device number found with List
         self._listed = False
+        self._unit: rec.ListUnit | None = None  # List's entry for the register
         self._id_type_device: str | None = None
+        self._bare_logged = False
         self._path = EXECUTE
         self._pending: _Pending | None = None
 
     @property
     def family(self) -> str:
-        return mapping.register_family(self._id_type_device)
+        """The register's family from List's driver id or name; ``kkmserver`` if unknown
+        or the server's emulator (whatever its name, it is no register of a family)."""
+        if self.emulator:
+            return mapping.UNKNOWN_FAMILY
+        name = self._unit.name_device if self._unit else None
+        return mapping.register_family(self._id_type_device, name)
 
     @property
     def emulator(self) -> bool:
@@ -115,11 +142,13 @@ class KkmserverDriver(HttpDriver):
         return self._poll(session).device
 
     def _poll(self, session: HttpSession) -> HealthSnapshot:
+        listed_earlier = self._listed
         number = self._device(session)
         answer = self._read_state(session, number)
         info = answer.info
         if info is None:
-            raise MalformedAnswerError(f"{self.server.redacted}: GetDataKKT without Info")
+            info = self._listed_info(session, ask_again=listed_earlier)
+        info = self._with_serial(info)
         self._check_identity(info)
         identity = mapping.device_info(
             info,
@@ -127,7 +156,33 @@ class KkmserverDriver(HttpDriver):
             id_type_device=self._id_type_device,
             transport=self.transport_name,
         )
-        return mapping.build_snapshot(answer, identity=identity, host_time=self.clock())
+        return mapping.build_snapshot(answer, identity=identity, host_time=self.clock(), info=info)
+
+    def _listed_info(self, session: HttpSession, *, ask_again: bool) -> rec.KktInfo:
+        """A ``GetDataKKT`` with Status 0 and no ``Info``: what ``List`` knows instead.
+
+        ``List`` is the server's cached summary, asked again unless this poll just did:
+        its ``FN_DateEnd``, unsent count and fiscal flag are what an expired or blocked
+        drive is reported from.
+        """
+        if not self._bare_logged:
+            self._bare_logged = True
+            log.warning(
+                "%s: GetDataKKT answers without Info; reporting List's facts",
+                self.server.redacted,
+            )
+        if ask_again:
+            self._discover(session)
+        return mapping.info_from_list(self._unit)
+
+    def _with_serial(self, info: rec.KktInfo) -> rec.KktInfo:
+        """``Info`` with the register's serial, taken from List or the URL when Info's own
+        is missing or did not validate: the serial names the register in MQTT, and the
+        server picked the register by it (or List told it for the number)."""
+        if info.kkt_number:
+            return info
+        known = (self._unit.kkt_number if self._unit else None) or self.serial
+        return info.model_copy(update={"kkt_number": known}) if known else info
 
     def _device(self, session: HttpSession) -> int:
         """The register's ``NumDevice``; the first poll asks ``List`` (family, lookup)."""
@@ -135,6 +190,7 @@ class KkmserverDriver(HttpDriver):
             self._discover(session)
         number = self.device_number or self._found
         if number is None:
+            self._listed = False  # not (or no longer) listed: ask List again next poll
             raise ServerRefusedError(
                 "device_not_configured",
                 f"{self.server.redacted}: no device with serial={self.serial} inn={self.inn}",
@@ -143,15 +199,15 @@ class KkmserverDriver(HttpDriver):
 
     def _discover(self, session: HttpSession) -> None:
         try:
-            listing = rec.parse_list(self._execute(session, kkm.list_devices()))
+            body = self._execute(session, kkm.list_devices())
         except ServerRefusedError as exc:
             if self.device_number is None or isinstance(exc, ServerAuthError):
                 raise
-            listing = rec.parse_list(
-                {"Status": int(rec.Status.NOT_FOUND)}
-            )  # an old server: no List
+            body = {"Status": int(rec.Status.NOT_FOUND)}  # an old server: no List
+        listing = self._validated(rec.ListAnswer, body, kkm.LIST)
         unit = next((u for u in listing.units if self._matches(u)), None)
         self._listed = True
+        self._unit = unit
         self._found = unit.num_device if unit else None
         self._id_type_device = unit.id_type_device if unit else None
         if self.emulator:
@@ -172,7 +228,7 @@ class KkmserverDriver(HttpDriver):
         body = self._await(session, pending) if pending is not None else None
         if body is None:
             body = self._send_state_command(session, number)
-        return self._checked(rec.parse_data_kkt(body))
+        return self._checked(self._validated(rec.DataKktAnswer, body, kkm.GET_DATA_KKT))
 
     def _send_state_command(self, session: HttpSession, number: int) -> Any:
         timeout = _command_timeout(session.remaining())
@@ -201,7 +257,8 @@ class KkmserverDriver(HttpDriver):
         for attempt in range(REZULT_POLLS):
             if attempt and not _pause(session, REZULT_PAUSE_S * 2 ** (attempt - 1)):
                 break
-            answer = rec.parse_rezult(self._execute(session, kkm.get_rezult(pending.id_command)))
+            body = self._execute(session, kkm.get_rezult(pending.id_command))
+            answer = self._validated(rec.RezultAnswer, body, kkm.GET_REZULT)
             status = answer.inner_status()
             if status in rec.PENDING:
                 continue
@@ -225,6 +282,13 @@ class KkmserverDriver(HttpDriver):
             raise ServerRefusedError(
                 "device_not_configured", f"{self.server.redacted}: GetDataKKT: {text}"
             )
+        where = f"{self.server.redacted}: GetDataKKT: {text}"
+        if answer.status is rec.Status.ERROR:
+            busy = rec.busy_kind(answer.error)
+            if busy is rec.Busy.PORT_HELD:
+                raise PortHeldError(text, f"{where} (another program holds the port)")
+            if busy is rec.Busy.DEVICE_BUSY:
+                raise ServerBusyError(text, f"{where} (the register is busy)")
         raise DeviceError(kkm.VENDOR, kkm.GET_DATA_KKT, int(answer.status), text)
 
     def _check_identity(self, info: rec.KktInfo) -> None:
@@ -263,6 +327,8 @@ class KkmserverDriver(HttpDriver):
     def _error_code(self, exc: KktmonError) -> str:
         if isinstance(exc, DeviceError) and exc.vendor == kkm.VENDOR:
             return f"DEVICE_ERROR_{exc.code:02X}:{exc.meaning}"
+        if isinstance(exc, PortHeldError):
+            return f"PORT_BUSY:{exc.text}"
         return super()._error_code(exc)
 
     def _short(self, text: str) -> str:

@@ -329,9 +329,9 @@ PORT_HELD: dict[str, Outcome] = {
     "wire": Outcome(LinkState.BUSY, "PORT_BUSY"),
     # The server's own port to the register is held: its driver reports error 3.
     "atol-web": Outcome(LinkState.BUSY, "DEVICE_ERROR_03"),
-    # kkmserver says so only in the words of its Status 2 ("error"): the driver does not
-    # read them, so the same held port is a garbled read here (a known difference).
-    "kkmserver": Outcome(LinkState.GARBLED, "DEVICE_ERROR_02:Ошибка связи с ККТ: порт COM3 занят"),
+    # kkmserver says so only in the words of its Status 2 ("error"): the driver reads
+    # them, and keeps them after the code.
+    "kkmserver": Outcome(LinkState.BUSY, "PORT_BUSY:Ошибка связи с ККТ: порт COM3 занят"),
 }
 
 

@@ -23,7 +23,14 @@ from kktmon.drivers.base import DriverOptions
 from kktmon.drivers.kkmserver import driver as driver_module
 from kktmon.drivers.kkmserver.driver import KkmserverDriver
 from kktmon.protocol.errors import ConfigError, KktmonError
-from kktmon.protocol.health import HealthSnapshot, LinkState, PaperState, ShiftState
+from kktmon.protocol.health import (
+    FnPhase,
+    FnPhaseInfo,
+    HealthSnapshot,
+    LinkState,
+    PaperState,
+    ShiftState,
+)
 from kktmon.protocol.kkmserver import requests as kkm
 from kktmon.simulators.http_server import HttpFakeServer, HttpReply, HttpRequest
 from kktmon.simulators.kkmserver.app import KkmserverApp
@@ -130,6 +137,16 @@ def test_unknown_serial_is_not_configured(server: HttpFakeServer[KkmserverApp]) 
     assert _commands(server) == ["List"]
 
 
+def test_a_serial_the_server_lists_later_is_found(state: DeviceState) -> None:
+    wanted, state.serial = state.serial, "0000000000000001"  # not configured there yet
+    with HttpFakeServer(KkmserverApp(state)) as server:
+        driver = KkmserverDriver(_base(server, f"serial={wanted}"), FAST)
+        assert driver.read_health().link.last_error == "DEVICE_NOT_CONFIGURED"
+        state.serial = wanted
+        assert not driver.read_health().stale
+        assert _commands(server) == ["List", "List", "GetDataKKT"]
+
+
 @pytest.mark.parametrize("query", ["", "device=0", "device=x", "device=-1", "colour=red"])
 def test_bad_urls_are_config_errors(query: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -181,7 +198,7 @@ def test_older_server_without_newer_keys(state: DeviceState) -> None:
     [
         ("paper_out", lambda s: s.printer.paper is PaperState.OUT),
         ("shift_expired", lambda s: s.shift.state is ShiftState.EXPIRED),
-        ("not_fiscal", lambda s: s.fn.phase is None),
+        ("not_fiscal", lambda s: s.fn.phase == FnPhaseInfo(name=FnPhase.NOT_FISCAL, raw=None)),
         ("ofd_stale", lambda s: s.ofd.unsent_count and s.ofd.first_unsent_at is not None),
     ],
 )
@@ -319,10 +336,12 @@ def test_device_error_keeps_the_server_text(
 ) -> None:
     driver = KkmserverDriver(server.url, FAST)
     good = driver.read_health()
-    app.device_error = "Ошибка связи с ККТ:\n порт COM3 занят"
+    app.device_error = "Ошибка связи с ККТ:\n нет ответа от устройства"
     snapshot = driver.read_health()
     assert snapshot.stale and snapshot.link.state is LinkState.GARBLED
-    assert snapshot.link.last_error == "DEVICE_ERROR_02:Ошибка связи с ККТ: порт COM3 занят"
+    assert (
+        snapshot.link.last_error == "DEVICE_ERROR_02:Ошибка связи с ККТ: нет ответа от устройства"
+    )
     assert snapshot.device == good.device  # the last good facts, marked stale
 
 
@@ -365,16 +384,17 @@ class _StatusApp(KkmserverApp):
     ("status", "body", "link", "error"),
     [
         (501, None, LinkState.UNREACHABLE, "COMMAND_NOT_IMPLEMENTED"),
-        (200, {"Command": "GetDataKKT", "Status": 0, "Error": ""}, LinkState.GARBLED, None),
+        (200, {"Command": "GetDataKKT", "Error": ""}, LinkState.GARBLED, "MALFORMED_ANSWER"),
+        (200, [{"Status": 0}], LinkState.GARBLED, "MALFORMED_ANSWER"),
     ],
 )
-def test_http_errors_and_answers_without_info(
-    state: DeviceState, status: int, body: Any, link: LinkState, error: str | None
+def test_http_errors_and_answers_without_an_envelope(
+    state: DeviceState, status: int, body: Any, link: LinkState, error: str
 ) -> None:
     with HttpFakeServer(_StatusApp(state, status, body)) as server:
         snapshot = KkmserverDriver(server.url, FAST).read_health()
     assert snapshot.stale and snapshot.link.state is link
-    assert snapshot.link.last_error == (error or "MALFORMED_ANSWER")
+    assert snapshot.link.last_error == error
 
 
 def test_old_server_without_list_reads_by_number(state: DeviceState) -> None:
