@@ -87,7 +87,8 @@ class MqttPublisher:
 
     ``session`` counts process starts (persisted by the service); birth, goodbye and
     will carry it. ``window`` bounds outbox rows in flight; ``will_delay_s`` overrides the
-    configured MQTT 5 will delay (0: immediate); ``stop_timeout_s`` bounds the wait for the goodbye PUBACK.
+    configured MQTT 5 will delay (0: immediate); ``stop_timeout_s`` bounds the wait for
+    the goodbye PUBACK.
     """
 
     def __init__(
