@@ -21,15 +21,18 @@ FIFO with the cashier's receipts (Q2): a waiting job is DEVICE_BUSY, never a fau
 G3 has no registration operation, so ИНН/РНМ come from a one-task job at ``identify``,
 on the first poll and every ``registration_every`` polls after, cached in between; a
 registration job that cannot run (queue busy) keeps the cached facts.
+
+Answers are read field by field (DESIGN.md section 3): a field that does not validate
+(``"modelName": 61``, a date that is no date, a phase name we do not know) is null,
+counted in :attr:`~kktmon.drivers.http.HttpDriver.invalid_fields` and logged once, and
+the poll stands; versions are read from numbers too (``"ffdVersion": 1.05``).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, ClassVar
 
 from kktmon.drivers.atol_web.job import QueuedJob
 from kktmon.drivers.atol_web.mapping import WebReads, build_snapshot, device_info
@@ -54,7 +57,6 @@ from kktmon.protocol.errors import (
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkState
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", bound=BaseModel)
 
 JOB_DEADLINE_S = 15.0  # section 3.3: give a queued job at most this long
 #: G3 registration jobs are a side read: never let one hold a poll for long.
@@ -173,7 +175,8 @@ class AtolWebDriver(HttpDriver):
             answer = self._call(session, Generation.G3, "server_info", params={})
             if answer.status == 200:
                 self._generation = Generation.G3
-                server_time = _validate(rec.ServerInfo, answer.body).current_date_time
+                info = self._validated(rec.ServerInfo, answer.body, "serverInfo")
+                server_time = info.current_date_time
             else:
                 self._lost(answer, probing=self._generation is None)
         queue = self._queue_status(session)
@@ -194,7 +197,7 @@ class AtolWebDriver(HttpDriver):
             if answer.status == 200:
                 self._generation = generation
                 log.debug("%s: server generation G%d", self.server.redacted, generation)
-                return _validate(rec.QueueStatus, answer.body)
+                return self._validated(rec.QueueStatus, answer.body, "queue status")
             if answer.status != 404 or rec.http_error(answer.body) is not None:
                 raise self._refusal(answer, "queue status")
         self._generation = None
@@ -230,7 +233,10 @@ class AtolWebDriver(HttpDriver):
         def call(name: str, **keys: Any) -> HttpAnswer:
             return self._call(session, generation, name, **keys)
 
-        return QueuedJob(call, self._refusal, session.remaining, self.clock, self.server.redacted)
+        where = self.server.redacted
+        return QueuedJob(
+            call, self._refusal, session.remaining, self.clock, where, parse=self._fact
+        )
 
     def _refusal(self, answer: HttpAnswer, what: str) -> KktmonError:
         """The error for a status the read cannot go on with (section 3.2)."""
@@ -264,10 +270,16 @@ class AtolWebDriver(HttpDriver):
                 return None
             if answer.status != 200:
                 raise self._refusal(answer, name)
-            facts[task] = rec.parse_fact(task, answer.body)
+            facts[task] = self._fact(task, answer.body)
             if task == "getDeviceInfo":
                 self._check_serial(facts[task])
         return facts
+
+    def _fact(self, task: str, body: Any) -> Any:
+        """A task's or operation's fact; a field that does not validate is null, counted
+        and logged once (:meth:`HttpDriver._validated`), and the rest of the fact stands."""
+        model, data = rec.fact_input(task, body)
+        return self._validated(model, data, task)
 
     def _cached_registration(self, serial: str) -> rec.RegistrationInfo | None:
         cached = self._registration
@@ -290,10 +302,3 @@ class AtolWebDriver(HttpDriver):
                 self._polls_since_registration = 0
         self._polls_since_registration += 1
         return cached
-
-
-def _validate(model: type[M], body: Any) -> M:
-    try:
-        return model.model_validate(body)
-    except ValueError as exc:
-        raise MalformedAnswerError(f"atol-web: {model.__name__}: {exc}") from exc

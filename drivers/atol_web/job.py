@@ -37,6 +37,10 @@ class EndpointCall(Protocol):
     def __call__(self, name: str, *, uuid: str | None = ..., body: Any = ...) -> HttpAnswer: ...
 
 
+#: Task type and its ready result -> the fact (the driver's field-tolerant reading).
+FactParser = Callable[[str, Any], Any]
+
+
 class QueuedJob:
     """Run one job through ``call``; ``ready_at`` is the host time its result arrived."""
 
@@ -47,8 +51,10 @@ class QueuedJob:
         remaining: Callable[[], float],
         clock: Callable[[], datetime],
         where: str,
+        *,
+        parse: FactParser,
     ) -> None:
-        self._call, self._refusal = call, refusal
+        self._call, self._refusal, self._parse = call, refusal, parse
         self._remaining, self._clock, self._where = remaining, clock, where
         self.uuid = str(uuids.uuid4())  # fresh for every job: never reused (Q9)
         self.ready_at: datetime | None = None
@@ -110,7 +116,7 @@ class QueuedJob:
                 raise ServerBusyError(f"job_{item.status}", f"{self._where}: {task}")
         # ``interrupted`` tasks follow an error, so only ready ones are left here.
         return {
-            task: rec.parse_fact(task, item.result)
+            task: self._parse(task, item.result)
             for task, item in zip(tasks, results.results, strict=True)
             if item.status == "ready"
         }

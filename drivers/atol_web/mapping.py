@@ -134,11 +134,13 @@ def fn_validity(info: rec.FnInfo | None) -> fn.FnValidity | None:
 
 
 def ofd_status(exchange: rec.OfdExchange | None, host_time: datetime) -> fn.OfdStatus | None:
-    """The unsent queue; the server gives no exchange bits nor reading flag (None)."""
-    if exchange is None:
+    """The unsent queue; the server gives no exchange bits nor reading flag (None).
+    Without a count there is no queue to tell of (the number and date alone mean
+    nothing)."""
+    count = exchange.status.not_sent_count if exchange else None
+    if exchange is None or count is None:
         return None
     status = exchange.status
-    count = status.not_sent_count
     # With nothing unsent the number and date are placeholders (5.6): ignore them.
     return fn.OfdStatus(
         exchange=None,
@@ -151,8 +153,8 @@ def ofd_status(exchange: rec.OfdExchange | None, host_time: datetime) -> fn.OfdS
 
 def _shift(reads: WebReads, host_time: datetime) -> ShiftInfo:
     shift = reads.shift
-    word = shift.state if shift else reads.status.shift
-    state = _SHIFT_STATES.get(word)
+    word = (shift.state if shift else None) or reads.status.shift
+    state = _SHIFT_STATES.get(word) if word else None
     number = shift.number if shift else None
     if state is None or state is ShiftState.CLOSED:
         return ShiftInfo(state=state, number=number)

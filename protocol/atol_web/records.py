@@ -8,9 +8,16 @@ on G1 (``errorCode``/``errorDescription``), nested on G2/G3 (``error: {code,
 description}``), and HTTP error bodies either wrapped or bare (example E5).
 
 Dates carry an offset and use ``T`` or a space (Q10); serials and numbers that look
-like integers are kept as strings with their leading zeros (Q11). ``ФН`` is the fiscal
-drive, ``ОФД`` the fiscal data operator, ``ЗН ККТ`` the register's serial, ``РНМ`` its
-tax registration number, ``ИНН`` the owner's taxpayer number. Pure, no I/O.
+like integers are kept as strings with their leading zeros (Q11); versions (FFD,
+firmware, the server's) are read from strings and numbers alike (the vendor's own
+OpenAPI mock sends ``"ffdVersion": 1.05``). ``ФН`` is the fiscal drive, ``ОФД`` the
+fiscal data operator, ``ЗН ККТ`` the register's serial, ``РНМ`` its tax registration
+number, ``ИНН`` the owner's taxpayer number.
+
+A fact is read field by field (:func:`parse_fact`, DESIGN.md section 3): a field that
+does not validate — a number where text belongs, a date that is no date, a state or
+phase name this code does not know — is null, and the fact's other fields stand; only a
+fact without its wrapper or an identity without a serial is malformed. Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from kktmon.protocol.errors import MalformedAnswerError
+from kktmon.protocol.tolerant import Version, validate_tolerant
 
 
 def _datetime(value: Any) -> Any:
@@ -118,8 +126,8 @@ class QueueStatus(_Answer):
 class ServerInfo(_Answer):
     """G3 ``serverInfo`` (E10): versions and the PC's clock."""
 
-    server_version: str = Field(validation_alias="serverVersion")
-    driver_version: str | None = Field(default=None, validation_alias="driverVersion")
+    server_version: Version | None = Field(default=None, validation_alias="serverVersion")
+    driver_version: Version | None = Field(default=None, validation_alias="driverVersion")
     os: str | None = None
     current_date_time: Stamp | None = Field(default=None, validation_alias="currentDateTime")
 
@@ -151,11 +159,15 @@ def _validate(model: type[M], data: Any, what: str) -> M:
 # ------------------------------------------------------------------ task / operation facts
 
 
+#: The shift states the servers name (G3 adds ``unknown``); any other word is null.
+ShiftWord = Literal["closed", "opened", "expired", "unknown"]
+
+
 class DeviceStatus(_Answer):
     """``deviceStatus`` (section 5.1); the same from the task and the operation."""
 
-    current_date_time: Stamp = Field(validation_alias="currentDateTime")
-    shift: str = "unknown"  # closed / opened / expired (G3 adds unknown)
+    current_date_time: Stamp | None = Field(default=None, validation_alias="currentDateTime")
+    shift: ShiftWord | None = None
     blocked: bool | None = None
     cover_opened: bool | None = Field(default=None, validation_alias="coverOpened")
     paper_present: bool | None = Field(default=None, validation_alias="paperPresent")
@@ -171,13 +183,13 @@ class RegisterIdentity(_Answer):
     model: int | None = None
     model_name: str | None = Field(default=None, validation_alias="modelName")
     serial: Text
-    firmware_version: Text | None = Field(default=None, validation_alias="firmwareVersion")
-    configuration_version: Text | None = Field(
+    firmware_version: Version | None = Field(default=None, validation_alias="firmwareVersion")
+    configuration_version: Version | None = Field(
         default=None, validation_alias="configurationVersion"
     )
-    app_version: Text | None = Field(default=None, validation_alias="appVersion")
-    ffd_version: str | None = Field(default=None, validation_alias="ffdVersion")
-    fn_ffd_version: str | None = Field(default=None, validation_alias="fnFfdVersion")
+    app_version: Version | None = Field(default=None, validation_alias="appVersion")
+    ffd_version: Version | None = Field(default=None, validation_alias="ffdVersion")
+    fn_ffd_version: Version | None = Field(default=None, validation_alias="fnFfdVersion")
 
     @property
     def firmware(self) -> str | None:
@@ -188,8 +200,8 @@ class RegisterIdentity(_Answer):
 class ShiftStatus(_Answer):
     """``shiftStatus`` (5.3): ``expiredTime`` from a task, ``expiredAt`` from G3."""
 
-    state: str
-    number: int
+    state: ShiftWord | None = None
+    number: int | None = None
     expired_at: Stamp | None = Field(
         default=None, validation_alias=AliasChoices("expiredTime", "expiredAt")
     )
@@ -224,13 +236,17 @@ LIVE_PHASES: dict[str, int] = {
     "accessArchive": 0x0F,
 }
 UNKNOWN_PHASE = 0xFF  # not a phase byte: decodes as "unknown"
+#: The ``livePhase`` names of section 5.4; any other word is null.
+LivePhase = Literal[
+    "init", "configured", "fiscalMode", "postFiscalMode", "accessArchive", "unknown"
+]
 
 
 class FnInfo(_Answer):
     """``fnInfo`` (5.4); G3 nests the three validity fields in ``validity``."""
 
     serial: Text | None = None
-    live_phase: str | None = Field(default=None, validation_alias="livePhase")
+    live_phase: LivePhase | None = Field(default=None, validation_alias="livePhase")
     validity_date: Stamp | None = Field(default=None, validation_alias="validityDate")
     number_of_registrations: int | None = Field(
         default=None, validation_alias="numberOfRegistrations"
@@ -240,15 +256,19 @@ class FnInfo(_Answer):
     )
     warnings: FnWarningFlags = Field(default_factory=FnWarningFlags)
 
-    @classmethod
-    def parse(cls, data: Any) -> FnInfo:
-        if isinstance(data, dict) and isinstance(data.get("validity"), dict):
-            data = {**data["validity"], **{k: v for k, v in data.items() if k != "validity"}}
-        return _validate(cls, data, "fnInfo")
-
     @property
-    def phase(self) -> int:
-        return LIVE_PHASES.get(self.live_phase or "", UNKNOWN_PHASE)
+    def phase(self) -> int | None:
+        """The phase byte; None when the server gave no phase we can read."""
+        if self.live_phase is None:
+            return None
+        return LIVE_PHASES.get(self.live_phase, UNKNOWN_PHASE)
+
+
+def _flat_validity(data: Any) -> Any:
+    """G3's ``fnInfo.validity`` fields at the level of the task's ``fnInfo``."""
+    if isinstance(data, dict) and isinstance(data.get("validity"), dict):
+        return {**data["validity"], **{k: v for k, v in data.items() if k != "validity"}}
+    return data
 
 
 class FnStatus(_Answer):
@@ -272,7 +292,7 @@ class OfdErrors(_Answer):
 
 
 class OfdStatus(_Answer):
-    not_sent_count: int = Field(validation_alias="notSentCount")
+    not_sent_count: int | None = Field(default=None, validation_alias="notSentCount")
     first_number: int | None = Field(default=None, validation_alias="notSentFirstDocNumber")
     first_at: Stamp | None = Field(default=None, validation_alias="notSentFirstDocDateTime")
 
@@ -280,7 +300,9 @@ class OfdStatus(_Answer):
 class OfdExchange(_Answer):
     """``ofdExchangeStatus`` (5.6): ``status``/``errors``, or G3's longer names."""
 
-    status: OfdStatus = Field(validation_alias=AliasChoices("status", "ofdExchangeStatus"))
+    status: OfdStatus = Field(
+        default_factory=OfdStatus, validation_alias=AliasChoices("status", "ofdExchangeStatus")
+    )
     errors: OfdErrors = Field(
         default_factory=OfdErrors, validation_alias=AliasChoices("errors", "ofdExchangeErrors")
     )
@@ -293,7 +315,7 @@ class Organization(_Answer):
 
 class RegisteredDevice(_Answer):
     registration_number: Text | None = Field(default=None, validation_alias="registrationNumber")
-    ffd_version: str | None = Field(default=None, validation_alias="ffdVersion")
+    ffd_version: Version | None = Field(default=None, validation_alias="ffdVersion")
 
 
 class RegistrationInfo(_Answer):
@@ -326,8 +348,9 @@ _FACTS: dict[str, tuple[str | None, type[BaseModel]]] = {
 FACT_TASKS: tuple[str, ...] = tuple(_FACTS)
 
 
-def parse_fact(task_type: str, body: Any) -> Any:
-    """The fact of a task result or of the matching G3 operation's answer."""
+def fact_input(task_type: str, body: Any) -> tuple[type[BaseModel], Any]:
+    """The model of ``task_type``'s fact and the data to read it from: the task result
+    or G3 operation answer unwrapped (``deviceInfo``...) and put in one shape."""
     if task_type not in _FACTS:
         raise MalformedAnswerError(f"atol-web: no parser for {task_type}")
     key, model = _FACTS[task_type]
@@ -335,6 +358,11 @@ def parse_fact(task_type: str, body: Any) -> Any:
         if not isinstance(body, dict) or not isinstance(body.get(key), dict):
             raise MalformedAnswerError(f"atol-web {task_type}: answer without {key}: {body!r}")
         body = body[key]
-    if model is FnInfo:
-        return FnInfo.parse(body)
-    return _validate(model, body, task_type)
+    return model, _flat_validity(body) if model is FnInfo else body
+
+
+def parse_fact(task_type: str, body: Any) -> tuple[Any, list[str]]:
+    """The fact of a task result or of the matching G3 operation's answer, and the
+    fields that did not validate (read as null; paths inside the unwrapped fact)."""
+    model, data = fact_input(task_type, body)
+    return validate_tolerant(model, data, what=f"atol-web {task_type}")

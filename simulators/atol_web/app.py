@@ -19,7 +19,10 @@ tasks of the job are ``interrupted``), ``malformed`` (next n answers are not JSO
 ``operation_stall_s`` (how long a stalled operation holds before its 408),
 ``no_operations`` (a G3 without ``/operations``), ``lost_add_answers`` (the next n job
 adds are queued but their answer is lost: the client's re-send meets a 409),
-``driver_lacks`` (task types the server's DTO10 driver is too old to know). The
+``driver_lacks`` (task types the server's DTO10 driver is too old to know),
+``odd_fields`` (task type -> dotted path in its answer -> a value in another type than
+the documented one, as third-party servers and mocks write them; the G3 operation of
+the same read gets it too). The
 register's own faults map as: ``silent`` -> jobs never start and operations stall then
 408; ``slow_answer_s`` -> every answer stalls; ``cut_answers`` -> a truncated body;
 ``wrong_lrc_answers`` -> a body that is not JSON; ``busy_printing`` -> a POS job ahead.
@@ -98,6 +101,7 @@ class AtolWebApp:
         self.no_operations = False
         self.lost_add_answers = 0
         self.driver_lacks: set[str] = set()
+        self.odd_fields: dict[str, dict[str, Any]] = {}
         self.violations: list[str] = []
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
@@ -279,7 +283,7 @@ class AtolWebApp:
                 results.append(self._entry("error", code, f"Ошибка драйвера {code}"))
             elif self._knows(name):
                 builder = answers.TASKS.get(name)
-                result = builder(self.state, False) if builder else {}
+                result = self._odd(name, builder(self.state, False)) if builder else {}
                 results.append(self._entry("ready") | {"result": result})
             else:  # not a DTO10 task: the driver refuses it, the job stops there
                 failed = True
@@ -314,7 +318,17 @@ class AtolWebApp:
         code = self.task_error.get(task)
         if code is not None:
             return self._error(420, code, f"Ошибка драйвера {code}")
-        return HttpReply(body=builder(self.state, True))
+        return HttpReply(body=self._odd(task, builder(self.state, True)))
+
+    def _odd(self, task: str, answer: dict[str, Any]) -> dict[str, Any]:
+        """``answer`` with the odd values set for ``task`` (paths must exist but the last)."""
+        for path, value in self.odd_fields.get(task, {}).items():
+            *parents, key = path.split(".")
+            node = answer
+            for step in parents:
+                node = node[step]
+            node[key] = value
+        return answer
 
     def _device(self) -> dict[str, Any]:
         return {

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pki import make_pki
@@ -254,6 +254,98 @@ def test_a_task_the_servers_driver_does_not_know(generation: int) -> None:
     assert snapshot.link.state is LinkState.OK and not snapshot.stale
     assert snapshot.device.serial == state.serial[-14:]
     assert (snapshot.device.inn, snapshot.device.rnm) == (None, None)
+
+
+# ------------------------------------------------------------------ one odd field (DESIGN 3)
+
+
+@pytest.mark.parametrize("generation", [2, 3])
+def test_versions_as_numbers_read_as_text(generation: int) -> None:
+    """The vendor's own OpenAPI mock sends ``"ffdVersion": 1.05``: nothing is lost."""
+    app = AtolWebApp(default_state(), generation=generation)
+    app.odd_fields = {
+        "getDeviceInfo": {"deviceInfo.ffdVersion": 1.05, "deviceInfo.fnFfdVersion": 1.1},
+        "getRegistrationInfo": {"device.ffdVersion": 1.2},
+    }
+    with served(app) as server:
+        driver = AtolWebDriver(server.url, FAST)
+        snapshot = driver.read_health()
+    assert snapshot.link.state is LinkState.OK and not snapshot.stale
+    ffd = snapshot.device.ffd
+    assert (ffd.device, ffd.fn, ffd.registered) == ("1.05", "1.1", "1.2")
+    assert driver.invalid_fields == 0  # read, not dropped
+
+
+class Odd(NamedTuple):
+    """One answer field in another type than documented, and what the snapshot shows."""
+
+    task: str
+    path: str
+    value: object
+    check: Callable[[HealthSnapshot], object]
+
+
+ODD_ANSWERS = [
+    pytest.param(  # a number where text belongs
+        Odd(
+            "getDeviceInfo",
+            "deviceInfo.modelName",
+            61,
+            lambda s: s.device.model is None and s.device.serial is not None,
+        ),
+        id="number-for-text",
+    ),
+    pytest.param(  # a date that is no date
+        Odd(
+            "getDeviceStatus",
+            "deviceStatus.currentDateTime",
+            "31.02.2026 25:61",
+            lambda s: s.clock.device_time is None and s.printer.paper is PaperState.OK,
+        ),
+        id="bad-date",
+    ),
+    pytest.param(  # a phase name this code does not know
+        Odd(
+            "getFnInfo",
+            "fnInfo.livePhase",
+            "quantumMode",
+            lambda s: s.fn.phase is None and s.fn.serial is not None and s.fn.valid_until,
+        ),
+        id="unknown-enum",
+    ),
+    pytest.param(  # a count that is no number
+        Odd(
+            "ofdExchangeStatus",
+            "status.notSentCount",
+            "many",
+            lambda s: s.ofd.unsent_count is None and s.fn.last_document_number == 425,
+        ),
+        id="count-as-text",
+    ),
+]
+
+
+@pytest.mark.parametrize("odd", ODD_ANSWERS)
+@pytest.mark.parametrize("generation", [2, 3])
+def test_one_odd_field_is_null_and_the_poll_stands(
+    generation: int, odd: Odd, caplog: pytest.LogCaptureFixture
+) -> None:
+    task, path, check = odd.task, odd.path, odd.check
+    if generation == 3 and task == "ofdExchangeStatus":
+        path = path.replace("status.", "ofdExchangeStatus.")  # the operation's shape
+    app = AtolWebApp(default_state(), generation=generation)
+    app.odd_fields = {task: {path: odd.value}}
+    with served(app) as server:
+        driver = AtolWebDriver(server.url, FAST)
+        first = driver.read_health()
+        second = driver.read_health()
+    for snapshot in (first, second):
+        assert snapshot.link.state is LinkState.OK and not snapshot.stale  # published
+        assert check(snapshot)  # that field null, the rest read
+    assert driver.invalid_fields == 2  # counted at every poll
+    field = path.split(".", 1)[1]
+    logged = [r for r in caplog.records if field in r.getMessage() and task in r.getMessage()]
+    assert len(logged) == 1  # logged once per register
 
 
 # ------------------------------------------------------------------ fault paths

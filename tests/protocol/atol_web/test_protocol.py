@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -97,6 +98,13 @@ E9_STAT = """{"is_blocked": false}"""
 E10 = """{"serverVersion": "1.0.4.0", "driverVersion": "10.10.7.0", "os": "linux", "currentDateTime": "2026-03-11T14:05:10+03:00"}"""  # noqa: E501
 
 
+def fact(task_type: str, body: object) -> Any:
+    """A fact that reads whole: every field validated."""
+    value, dropped = rec.parse_fact(task_type, body)
+    assert dropped == []
+    return value
+
+
 def test_e1_job_body_and_its_201_answer() -> None:
     wanted = json.loads(E1_BODY)
     types = [item["type"] for item in wanted["request"]]
@@ -123,8 +131,7 @@ def _e2_facts() -> dict[str, object]:
     tasks = ("getDeviceInfo", "getDeviceStatus", "getShiftStatus", "getFnInfo", "ofdExchangeStatus")
     assert all(item.error.code == 0 for item in results.results)
     return {
-        name: rec.parse_fact(name, item.result)
-        for name, item in zip(tasks, results.results, strict=True)
+        name: fact(name, item.result) for name, item in zip(tasks, results.results, strict=True)
     }
 
 
@@ -161,7 +168,7 @@ def test_e2_shift_fn_and_ofd() -> None:
 
 def test_e3_vendor_ofd_block_with_a_network_error() -> None:
     item = rec.JobResults.parse(json.loads(E3)).results[0]
-    ofd = rec.parse_fact("ofdExchangeStatus", item.result)
+    ofd = fact("ofdExchangeStatus", item.result)
     assert (ofd.status.not_sent_count, ofd.status.first_number) == (46, 111)
     assert ofd.status.first_at == datetime(2018, 2, 4, 11, 24, tzinfo=MSK)
     assert ofd.errors.network == rec.ErrorInfo(
@@ -206,14 +213,14 @@ def test_e6_a_failing_task_interrupts_the_rest() -> None:
 
 
 def test_e7_operation_fn_info_nests_validity() -> None:
-    fn = rec.parse_fact("getFnInfo", json.loads(E7))
+    fn = fact("getFnInfo", json.loads(E7))
     assert (fn.serial, fn.live_phase, fn.phase) == ("9999078900008855", "fiscalMode", 0x03)
     assert (fn.number_of_registrations, fn.registrations_remaining) == (1, 11)
     assert fn.validity_date == datetime(2027, 6, 30, tzinfo=MSK)
 
 
 def test_e8_in_process_task_result_has_the_same_shape() -> None:
-    shift = rec.parse_fact("getShiftStatus", json.loads(E8))
+    shift = fact("getShiftStatus", json.loads(E8))
     assert (shift.state, shift.number) == ("expired", 57)
     assert shift.expired_at == datetime(2026, 3, 10, 21, 14, 2, tzinfo=MSK)
 
@@ -222,7 +229,7 @@ def test_e9_g1_flat_errors_and_stat() -> None:
     item = rec.JobResults.parse(json.loads(E9_RESULT)).results[0]
     assert item.status == "ready"
     assert item.error == rec.ErrorInfo(code=0, description="Ошибок нет")
-    status = rec.parse_fact("getDeviceStatus", item.result)
+    status = fact("getDeviceStatus", item.result)
     assert status.current_date_time == datetime(2026, 3, 11, 14, 5, 9, tzinfo=MSK)  # Q10: space
     assert rec.QueueStatus.model_validate(json.loads(E9_STAT)).is_blocked is False
     flat = {"status": "error", "errorCode": 3, "errorDescription": "Порт занят"}
@@ -242,17 +249,17 @@ def test_e10_server_info() -> None:
 
 
 def test_g3_operation_shapes_rename_fields() -> None:
-    shift = rec.parse_fact(
+    shift = fact(
         "getShiftStatus",
         {"shiftStatus": {"state": "opened", "number": 3, "expiredAt": "2026-03-12 08:00:00+03:00"}},
     )
     assert shift.expired_at == datetime(2026, 3, 12, 8, tzinfo=MSK)
-    ofd = rec.parse_fact(
+    ofd = fact(
         "ofdExchangeStatus",
         {"ofdExchangeStatus": {"notSentCount": 0}, "ofdExchangeErrors": {"documentNumber": 0}},
     )
     assert ofd.status.not_sent_count == 0
-    info = rec.parse_fact(
+    info = fact(
         "getDeviceInfo",
         {
             "deviceInfo": {
@@ -266,13 +273,13 @@ def test_g3_operation_shapes_rename_fields() -> None:
 
 
 def test_q11_numbers_kept_as_strings_with_leading_zeros() -> None:
-    registration = rec.parse_fact(
+    registration = fact(
         "getRegistrationInfo",
         {"organization": {"vatin": 9706048530}, "device": {"registrationNumber": 1035160}},
     )
     assert registration.organization.vatin == "9706048530"
     assert registration.device.registration_number == "1035160"
-    info = rec.parse_fact("getDeviceInfo", {"deviceInfo": {"serial": "00106100123456"}})
+    info = fact("getDeviceInfo", {"deviceInfo": {"serial": "00106100123456"}})
     assert info.serial == "00106100123456"
 
 
@@ -285,11 +292,11 @@ def test_q11_numbers_kept_as_strings_with_leading_zeros() -> None:
         ("postFiscalMode", 7),
         ("accessArchive", 15),
         ("unknown", rec.UNKNOWN_PHASE),
-        ("new", rec.UNKNOWN_PHASE),
     ],
 )
 def test_live_phase_maps_to_the_phase_byte(phase: str, raw: int) -> None:
-    assert rec.FnInfo.parse({"livePhase": phase}).phase == raw
+    assert fact("getFnInfo", {"fnInfo": {"livePhase": phase}}).phase == raw
+    assert fact("getFnInfo", {"fnInfo": {}}).phase is None  # no phase: not guessed
 
 
 @given(st.lists(st.booleans(), min_size=5, max_size=5))
@@ -311,11 +318,81 @@ def test_garbage_answers_are_malformed() -> None:
     with pytest.raises(MalformedAnswerError):
         rec.JobResults.parse({"result": []})
     with pytest.raises(MalformedAnswerError):
-        rec.parse_fact("getDeviceInfo", {"fnInfo": {}})
+        rec.parse_fact("getDeviceInfo", {"fnInfo": {}})  # the fact's wrapper is missing
     with pytest.raises(MalformedAnswerError):
-        rec.parse_fact("getDeviceStatus", {"deviceStatus": {"currentDateTime": "yesterday"}})
+        rec.parse_fact("getDeviceInfo", {"deviceInfo": {"serial": {"no": 1}}})  # no identity
+    with pytest.raises(MalformedAnswerError):
+        rec.parse_fact("getShiftStatus", {"shiftStatus": "opened"})
     with pytest.raises(MalformedAnswerError):
         rec.TaskResult.parse({"status": "exploded"})
+
+
+# ------------------------------------------------------------------ one odd field (DESIGN 3)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(1.05, "1.05"), (1.1, "1.1"), (1.2, "1.2"), (2, "2"), ("1.05", "1.05")]
+)
+def test_versions_are_read_from_numbers_and_strings(value: object, text: str) -> None:
+    """The vendor's own OpenAPI mock sends ``ffdVersion`` as a JSON number."""
+    info = fact(
+        "getDeviceInfo",
+        {"deviceInfo": {"serial": "00106100123456", "ffdVersion": value, "fnFfdVersion": value}},
+    )
+    assert (info.ffd_version, info.fn_ffd_version) == (text, text)
+    registration = fact("getRegistrationInfo", {"device": {"ffdVersion": value}})
+    assert registration.device.ffd_version == text
+    server = rec.ServerInfo.model_validate({"serverVersion": value, "driverVersion": value})
+    assert (server.server_version, server.driver_version) == (text, text)
+
+
+@pytest.mark.parametrize(
+    ("task", "body", "dropped", "check"),
+    [
+        (  # a number where text belongs
+            "getDeviceInfo",
+            {"deviceInfo": {"serial": "00106100123456", "modelName": 61, "model": 61}},
+            ["modelName"],
+            lambda f: f.model_name is None and f.model == 61,
+        ),
+        (  # a date that is no date
+            "getDeviceStatus",
+            {"deviceStatus": {"currentDateTime": "yesterday", "paperPresent": True}},
+            ["currentDateTime"],
+            lambda f: f.current_date_time is None and f.paper_present is True,
+        ),
+        (  # a state this code does not know
+            "getShiftStatus",
+            {"shiftStatus": {"state": "suspended", "number": 5}},
+            ["state"],
+            lambda f: f.state is None and f.number == 5,
+        ),
+        (  # a phase this code does not know: null, not "unknown"
+            "getFnInfo",
+            {"fnInfo": {"livePhase": "quantum", "serial": "7281440500123456"}},
+            ["livePhase"],
+            lambda f: f.phase is None and f.serial == "7281440500123456",
+        ),
+        (  # G3's nested validity: the odd date only
+            "getFnInfo",
+            {"fnInfo": {"validity": {"validityDate": "31.02.2027", "registrationsRemaining": 9}}},
+            ["validityDate"],
+            lambda f: f.validity_date is None and f.registrations_remaining == 9,
+        ),
+        (
+            "ofdExchangeStatus",
+            {"status": {"notSentCount": "three", "notSentFirstDocNumber": 7}},
+            ["status.notSentCount"],
+            lambda f: f.status.not_sent_count is None and f.status.first_number == 7,
+        ),
+    ],
+)
+def test_one_odd_field_is_null_and_the_fact_stands(
+    task: str, body: object, dropped: list[str], check: Any
+) -> None:
+    value, paths = rec.parse_fact(task, body)
+    assert paths == dropped
+    assert check(value)
 
 
 # ------------------------------------------------------------------ allowlist (section 7)
