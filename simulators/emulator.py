@@ -17,8 +17,9 @@ the part each of them used to re-implement:
 * :class:`DeviceLink`: one connection's fault hooks where every vendor applies the same
   logic: ``silent``, ``pending_answer`` at connect, ``slow_answer_s`` and
   ``busy_printing`` delays, ``wrong_lrc_answers`` / ``cut_answers`` spoiling an answer,
-  ``stray_ff`` and ``disconnect_after``. What a fault *means* on a vendor's link (which
-  byte answers a NAK storm, where a stale answer surfaces) stays in its ``link``.
+  ``lost_answers`` losing one on the wire, ``stray_ff`` and ``disconnect_after``. What a
+  fault *means* on a vendor's link (which byte answers a NAK storm, where a stale answer
+  surfaces) stays in its ``link``.
 """
 
 from __future__ import annotations
@@ -157,8 +158,17 @@ class DeviceLink(ABC, Generic[E]):
         return faults.slow_answer_s + (self.busy_delay_s if faults.busy_printing else 0.0)
 
     def spoil(self, frame: bytes, corrupt: Callable[[bytes], bytes], shortest: int) -> bytes:
-        """An answer frame as the faults let it out: with a wrong checksum
-        (``corrupt`` makes one), then cut in half (never below ``shortest`` bytes)."""
+        """An answer frame as the faults let it out: lost on the wire (nothing at all,
+        ``lost_answers``), with a wrong checksum (``corrupt`` makes one), then cut in half
+        (never below ``shortest`` bytes).
+
+        A lost answer is lost after the register sent it: its link goes on as if the host
+        had it (a Shtrih-M register keeps it for the next ENQ, an ATOL task keeps its
+        result for ``C3``, a Pirit reply is simply gone), so each vendor's own recovery
+        meets it; each sending of an answer uses up one.
+        """
+        if self.faults.take("lost_answers"):
+            return b""
         if self.faults.take("wrong_lrc_answers"):
             frame = corrupt(frame)
         if self.faults.take("cut_answers"):

@@ -186,8 +186,12 @@ class Faults(_Model):
     disconnect_after: int | None = Field(None, ge=1)
     stray_ff: bool | None = None  # None: on for TCP, off for serial (quirk 11.1)
     pending_answer: bool = False
+    lost_answers: int = Field(0, ge=0)  # the next n answers sent never reach the host
 
-    def take(self, counter: Literal["nak_frames", "cut_answers", "wrong_lrc_answers"]) -> bool:
+    def take(
+        self,
+        counter: Literal["nak_frames", "cut_answers", "wrong_lrc_answers", "lost_answers"],
+    ) -> bool:
         """Use up one shot of a counted fault; False when none is left."""
         with _faults_lock:
             left: int = getattr(self, counter)
