@@ -10,7 +10,9 @@ is a small function of the vendor's ``reads`` module that returns a :class:`Read
 :class:`WireDriver` runs them, the same way for every vendor:
 
 * :meth:`WireDriver._ask`, a read that must succeed: the whole exchange is retried when
-  garbled (:meth:`Session.retrying`), and a refusal fails the poll;
+  garbled (:meth:`Session.retrying`), asked once more when its answer never came from a
+  register that still answers its link check (:class:`NoAnswerError`), and a refusal
+  fails the poll;
 * :meth:`WireDriver._optional`, a read whose absence degrades to null: "unsupported
   command" is remembered per (command, sub) and not asked again; a refusal whose code is
   in :attr:`WireDriver.degrade_codes` (the vendor's "not now" codes) degrades this poll
@@ -20,13 +22,23 @@ The vendor supplies one hook, :meth:`WireDriver._exchange`: the read turned into
 vendor's request by its protocol's ``commands`` module (the allowlist gate refuses any
 other command before a byte of it exists) and run over the vendor's sans-I/O link
 machine with :meth:`Session.run_link`, which is the only place bytes reach a transport.
+When the link gives up on a register that answered its link check all along (ENQ got
+ACK, a status poll got a reply: :meth:`Session.heard_only` or the link's own word),
+``_exchange`` raises :class:`NoAnswerError` instead of the bare timeout.
+
+Lost answers: every command on the vendors' allowlists is a read, so a read whose answer
+never came is asked again, once per read (the vendors' "never re-send" advice guards
+commands that change state, which never reach the wire from here). The re-ask counts in
+``link.retries``; a read still unanswered fails the poll as ``busy`` with
+``busy_reason`` ``no_answer`` and ``last_error`` ``NO_ANSWER``: the register is alive and
+on the line, so neither a dead cable nor a port held by the POS.
 """
 
 from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -38,14 +50,22 @@ from kktmon.protocol.errors import (
     ChecksumError,
     DeviceError,
     FrameError,
+    KktmonError,
     LinkTimeoutError,
+    NoAnswerError,
     TransportClosedError,
     UnexpectedAnswerError,
     UnsupportedCommandError,
 )
+from kktmon.protocol.health import BusyReason, LinkState
 from kktmon.protocol.link import LinkMachine, Purge, Send, Wait, WaitKind
 
 T = TypeVar("T")
+#: How much of one link run :attr:`Session.heard` keeps: enough to tell control bytes
+#: from a frame, never a whole archive answer.
+HEARD_LIMIT = 512
+#: ``link.last_error`` of a read still unanswered when asked again.
+NO_ANSWER = "NO_ANSWER"
 #: What a vendor's link machine returns: an answer frame, an answer's bytes, a reply.
 A = TypeVar("A")
 
@@ -80,6 +100,9 @@ class Session:
         self._factory = factory
         self.deadline = time.monotonic() + options.poll_deadline_s
         self.retries = 0
+        #: The first :data:`HEARD_LIMIT` bytes the register sent during the last
+        #: :meth:`run_link`, whether or not they made an answer.
+        self.heard = b""
         self._closed_tx = self._closed_rx = 0
         self.transport = factory(url)
 
@@ -99,6 +122,7 @@ class Session:
 
     def run_link(self, link: LinkMachine[T], timeout_for: Callable[[WaitKind], float]) -> T:
         """Drive any vendor's sans-I/O link machine over this transport to its answer."""
+        self.heard = b""
         actions = link.start()
         try:
             while True:
@@ -113,9 +137,16 @@ class Session:
                 if link.done and link.answer is not None:
                     return link.answer
                 data = self.transport.read(512, min(timeout_for(wait), self.remaining()))
+                if len(self.heard) < HEARD_LIMIT:
+                    self.heard += data[: HEARD_LIMIT - len(self.heard)]
                 actions = link.receive(data) if data else link.timeout()
         finally:
             self.retries += link.retries
+
+    def heard_only(self, control: Collection[int]) -> bool:
+        """Whether the last link run heard the register, and nothing but ``control``
+        bytes: it answered the link's checks (ENQ, a resent frame) and sent no frame."""
+        return bool(self.heard) and set(self.heard) <= set(control)
 
     def reopen(self) -> None:
         """Replace a transport the peer closed (a TCP register dropping the client)."""
@@ -129,7 +160,8 @@ class Session:
 
         Link-level retries (ENQ, NAK resend) happen inside the vendor's state machine;
         this is the next level up: the whole exchange again, with backoff, bounded by
-        the poll deadline. Silence is not retried here: the link already gave up.
+        the poll deadline. Silence is not retried here: the link already gave up (a
+        register that answered its link check is asked again by :meth:`WireDriver._ask`).
         """
         retryer = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.options.exchange_attempts)
@@ -180,8 +212,21 @@ class WireDriver(Driver[Session], Generic[A]):
         return Session(self.url, self._transport_factory, self.options)
 
     def _ask(self, session: Session, read: Read[A, T]) -> T:
-        """A read that must succeed for the poll to mean anything."""
-        return session.retrying(lambda: read.parse(self._exchange(session, read)))
+        """A read that must succeed for the poll to mean anything.
+
+        Its answer lost while the register still answers its link check: asked once
+        more (a read is harmless to repeat, and the loss is often one bad moment on the
+        line); lost again, the :class:`NoAnswerError` fails the poll.
+        """
+
+        def exchange() -> T:
+            return read.parse(self._exchange(session, read))
+
+        try:
+            return session.retrying(exchange)
+        except NoAnswerError:
+            session.retries += 1
+            return session.retrying(exchange)
 
     def _optional(self, session: Session, read: Read[A, T]) -> T | None:
         """A read whose absence degrades a field to null instead of failing the poll."""
@@ -197,6 +242,24 @@ class WireDriver(Driver[Session], Generic[A]):
                 return None
             raise
 
+    def _link_state(self, exc: KktmonError) -> LinkState:
+        if isinstance(exc, NoAnswerError):
+            return LinkState.BUSY  # alive on the line, the read unanswered
+        return super()._link_state(exc)
+
+    def _busy_reason(self, exc: KktmonError) -> str:
+        if isinstance(exc, NoAnswerError):
+            return BusyReason.NO_ANSWER
+        return super()._busy_reason(exc)
+
+    def _error_code(self, exc: KktmonError) -> str:
+        return NO_ANSWER if isinstance(exc, NoAnswerError) else super()._error_code(exc)
+
     @abstractmethod
     def _exchange(self, session: Session, read: Read[A, Any]) -> A:
-        """Send ``read`` as the vendor's request over its link machine; the raw answer."""
+        """Send ``read`` as the vendor's request over its link machine; the raw answer.
+
+        A link that gives up although the register answered its link check all along
+        raises :class:`NoAnswerError` (see the module docstring), any other silence the
+        plain :class:`LinkTimeoutError`.
+        """

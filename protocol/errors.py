@@ -17,6 +17,7 @@ layer boundary with ``raise ... from exc``::
     │   ├── PortBusyError               another program holds the port (DEVICE_BUSY)
     │   │   └── ServerBusyError           a driver server holds the register for the POS
     │   ├── LinkTimeoutError            nothing (or too little) arrived in time; also a TimeoutError
+    │   │   └── NoAnswerError             the register answers its link check, not the read
     │   ├── UnreachableError            the port or host could not be opened at all
     │   │   └── ServerDownError           a driver server refuses connections
     │   ├── TransportClosedError        the peer closed the connection mid-exchange
@@ -110,6 +111,14 @@ class ServerBusyError(PortBusyError):
 
 class LinkTimeoutError(TransportError, TimeoutError):
     """Nothing, or not enough, arrived before the deadline."""
+
+
+class NoAnswerError(LinkTimeoutError):
+    """The register answers its link check (ENQ, a status poll) but the read's answer
+    never comes: it is alive and on the line, so neither a dead cable nor a port another
+    program holds. A wire driver asks a read that meets it once more; met again, it
+    fails the poll (``busy``, ``busy_reason`` ``no_answer``).
+    """
 
 
 class UnreachableError(TransportError):

@@ -38,7 +38,7 @@ from kktmon.drivers.wire import Read, Session, WireDriver
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol import records as rec
 from kktmon.protocol.atol.errors import NO_DATA_IN_FN, WRONG_FN_STATE, WRONG_MODE
-from kktmon.protocol.errors import DeviceError, KktmonError, LinkTimeoutError
+from kktmon.protocol.errors import DeviceError, KktmonError, LinkTimeoutError, NoAnswerError
 from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkState
 
 #: The shared default of ``DriverOptions.password`` (Shtrih's); ATOL's factory access
@@ -192,6 +192,8 @@ class AtolDriver(WireDriver[bytes]):
             if self.layer is None:
                 self.layer = wire.probe(self._request(reads.STATUS_CODE))
             yield wire
+        except NoAnswerError:
+            raise  # the layer answered: only the read's answer went missing
         except LinkTimeoutError:
             self.layer = self.fixed_layer  # probe again next time: the setting may have changed
             raise

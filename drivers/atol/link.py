@@ -27,6 +27,13 @@ A register that is busy becomes a :class:`DeviceError` the driver maps to
 ``LinkState.BUSY`` (see :data:`BUSY_CODES`): an FE task still running after every
 status poll (``task buffer`` A2h, beside the codec's own A5h stopped and B1h overflow),
 and a LEGACY register that answered our ENQs but never got ready (``link`` 15h).
+
+A register that took the command but whose answer never came raises
+:class:`NoAnswerError`, which the driver asks once more: on FE a link that gave up
+after the register replied to some of its packets (a resent ``C1`` got ``B2``, yet the
+result never came), on LEGACY one that heard only control bytes, an ``ACK`` among them
+(it was ready and took our ENQ or frame, then sent no frame). Probes never raise it:
+there, silence means "not this layer".
 """
 
 from __future__ import annotations
@@ -39,7 +46,15 @@ from kktmon.drivers.base import DriverOptions
 from kktmon.drivers.wire import Session
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol.frame import TaskStatus
-from kktmon.protocol.atol.legacy import NAK, LegacyLimits, LegacyLink, LegacySession
+from kktmon.protocol.atol.legacy import (
+    ACK,
+    ENQ,
+    EOT,
+    NAK,
+    LegacyLimits,
+    LegacyLink,
+    LegacySession,
+)
 from kktmon.protocol.atol.link import FeLimits, FeLink, FeSession
 from kktmon.protocol.errors import (
     ChecksumError,
@@ -47,6 +62,7 @@ from kktmon.protocol.errors import (
     DeviceError,
     FrameError,
     LinkTimeoutError,
+    NoAnswerError,
 )
 from kktmon.protocol.link import WaitKind
 
@@ -61,6 +77,8 @@ BUSY_CODES: dict[str, frozenset[int]] = {
     TASK_BUFFER: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.STOPPED, TaskStatus.OVERFLOW}),
     LINK: frozenset({NAK}),
 }
+#: The LEGACY link's control bytes (a stray FFh included): heard alone, no frame came.
+LEGACY_CONTROL = frozenset({ENQ, ACK, EOT, NAK, 0xFF})
 
 
 class LinkLayer(enum.StrEnum):
@@ -150,6 +168,8 @@ class AtolWire:
             if link.polls > limits.status_polls:
                 meaning = f"{request.name} still running after {link.polls} status polls"
                 raise DeviceError(cmd.VENDOR, TASK_BUFFER, TaskStatus.IN_PROGRESS, meaning) from exc
+            if not probe and self.session.heard:  # it replied, but not with our result
+                raise NoAnswerError(f"{request.name}: the result never came ({exc})") from exc
             raise
         finally:
             self.foreign_async += link.foreign_async
@@ -169,5 +189,8 @@ class AtolWire:
         except LinkTimeoutError as exc:
             if probe or self.session.bytes_rx == received:
                 raise  # silence: nobody there, or not this layer
+            session = self.session
+            if session.heard_only(LEGACY_CONTROL) and ACK in session.heard:
+                raise NoAnswerError(f"{request.name}: took it, never answered ({exc})") from exc
             meaning = f"{request.name}: the register answered but never got ready"
             raise DeviceError(cmd.VENDOR, LINK, NAK, meaning) from exc

@@ -9,11 +9,13 @@ Identity (02h/1, /21, /70 or /2, /3, /4, /14, 78h/14 and, where 78h/14 is short,
 
 Link policy (pirit.md 2.6-2.7): packet ids cycle 21h..3Fh per driver instance; each
 wait maps to the reference's per-command timeouts unless the operator set the matching
-:class:`DriverOptions` field. A register that answers ENQ but not the command is busy
-(LinkState.BUSY), as is one refusing with 01h/09h. A garbled exchange (bad checksum, a
-reply cut short, or the register refusing our frame as damaged: 04h/05h/07h) is asked
-again with a fresh id by :meth:`Session.retrying`; every command on the allowlist is a
-read, so the reference's "never re-send" caution does not bite what this driver sends.
+:class:`DriverOptions` field. The reference advises never to re-send a command; that
+guards commands that change state, and every command on the allowlist is a read, so
+this driver asks again, each time with a fresh id: a garbled exchange (bad checksum, a
+reply cut short, or the register refusing our frame as damaged: 04h/05h/07h) through
+:meth:`Session.retrying`, and, once, a command whose reply never came although the
+register ACKs ENQ (:meth:`WireDriver._ask`); a reply that stays away fails the poll as
+busy with ``busy_reason`` ``no_answer``. A register refusing with 01h/09h is busy too.
 
 Where each fact comes from is :mod:`kktmon.drivers.pirit.reads`. Subs a firmware lacks
 (02h/03h) degrade to nulls and are not asked again; FN state refusals (01h, 42h, 48h,
@@ -44,8 +46,8 @@ from kktmon.drivers.pirit.mapping import (
 )
 from kktmon.drivers.transport import Transport, open_transport
 from kktmon.drivers.wire import Read, Session, WireDriver
-from kktmon.protocol.errors import FrameError, KktmonError, LinkTimeoutError
-from kktmon.protocol.health import DeviceInfo, HealthSnapshot, LinkState
+from kktmon.protocol.errors import FrameError, LinkTimeoutError, NoAnswerError
+from kktmon.protocol.health import DeviceInfo, HealthSnapshot
 from kktmon.protocol.link import WaitKind
 from kktmon.protocol.pirit import commands as cmd
 from kktmon.protocol.pirit.errors import (
@@ -136,7 +138,6 @@ class PiritDriver(WireDriver[Reply]):
         self._identity_fn_serial: str | None = None
         self._identity_at = 0.0  # time.monotonic() of the last identity read
         self._shift_opened: dict[int, datetime | None] = {}
-        self._alive_without_answer = False
         self.baudrate: int | None = None  # the probed rate, once one answered
         if needs_baud_probe(self.url):
             self._transport_factory = self._open_serial
@@ -144,7 +145,6 @@ class PiritDriver(WireDriver[Reply]):
     # ------------------------------------------------------------------ the poll
 
     def _identify(self, session: Session) -> DeviceInfo:
-        self._alive_without_answer = False
         versions = self._optional(session, reads.FN_VERSIONS)
         short = versions is None or versions.fn_max_ffd is None
         identity = PiritIdentity(
@@ -163,7 +163,6 @@ class PiritDriver(WireDriver[Reply]):
         return self._device
 
     def _poll(self, session: Session) -> HealthSnapshot:
-        self._alive_without_answer = False
         status = self._ask(session, reads.STATUS)
         device_time = self._optional(session, reads.CLOCK)
         host_time = self.clock()
@@ -222,10 +221,10 @@ class PiritDriver(WireDriver[Reply]):
         link = HostLink(request, self._limits())
         try:
             reply = session.run_link(link, self.timeouts(read.command))
-        except LinkTimeoutError:
-            self._alive_without_answer = link.alive
-            if not link.alive:
-                self.baudrate = None  # probe again next poll: the rate may have changed
+        except LinkTimeoutError as exc:
+            if link.alive:  # ENQ got ACK (or NAK), the command got nothing
+                raise NoAnswerError(str(exc)) from exc
+            self.baudrate = None  # probe again next poll: the rate may have changed
             raise
         if reply.error in LINK_REFUSALS:
             raise FrameError(
@@ -255,11 +254,6 @@ class PiritDriver(WireDriver[Reply]):
             return float(getattr(self.options, name)) if given else reference[kind]
 
         return seconds
-
-    def _link_state(self, exc: KktmonError) -> LinkState:
-        if isinstance(exc, LinkTimeoutError) and self._alive_without_answer:
-            return LinkState.BUSY  # ENQ got ACK, the command got nothing: printing
-        return super()._link_state(exc)
 
     # ------------------------------------------------------------------ baud probing
 

@@ -11,6 +11,11 @@ Where each fact comes from is :mod:`kktmon.drivers.shtrih.reads`. Commands a mod
 lacks (error 37h) degrade to nulls and are not asked again; FN reads the drive cannot
 serve now (02h wrong phase, 08h no data) and refused tables or parameters (5Dh, 33h)
 degrade to nulls for that poll only.
+
+A lost answer is first the link's to recover (ENQ: the register sends a kept answer
+again, or NAKs and gets the command again); when the link gives up on a register that
+answered every ENQ with ACK or NAK and never sent a frame, the read is asked once more
+(:meth:`WireDriver._ask`) and then fails the poll as busy, ``busy_reason`` ``no_answer``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from kktmon.drivers.shtrih import reads
 from kktmon.drivers.shtrih.mapping import build_snapshot, normalise_model_name
 from kktmon.drivers.wire import Read, Session, WireDriver
+from kktmon.protocol.errors import LinkTimeoutError, NoAnswerError
 from kktmon.protocol.health import DeviceInfo, FfdVersions, HealthSnapshot
 from kktmon.protocol.shtrih import commands as cmd
 from kktmon.protocol.shtrih import records as rec
@@ -31,12 +37,15 @@ from kktmon.protocol.shtrih.errors import (
     TABLE_NOT_DEFINED,
     WRONG_FN_STATE,
 )
-from kktmon.protocol.shtrih.frame import Frame
+from kktmon.protocol.shtrih.frame import ACK, NAK, STRAY, Frame
 from kktmon.protocol.shtrih.link import HostLink, LinkLimits
 
 FFD_CODES = {1: "1.0", 2: "1.05", 3: "1.1", 4: "1.2"}
 FIELD_SERIAL, FIELD_RNM = 1, 3
 CLASSIC_FFD_TABLE, CLASSIC_FFD_FIELD = 17, 17
+#: What a live register answers the link's ENQs with, when it sends no frame (the
+#: stray FFh of TCP bridges included).
+LINK_CONTROL = frozenset({ACK, NAK, STRAY})
 
 
 class ShtrihDriver(WireDriver[Frame]):
@@ -141,4 +150,10 @@ class ShtrihDriver(WireDriver[Frame]):
         password = self.options.password
         request = cmd.request(read.command, read.sub, read.params, password)
         link = HostLink(request, LinkLimits(enq_tries=self.options.enq_tries))
-        return session.run_link(link, lambda kind: self.options.timeout_for(kind, read.slow))
+        try:
+            return session.run_link(link, lambda kind: self.options.timeout_for(kind, read.slow))
+        except LinkTimeoutError as exc:
+            if session.heard_only(LINK_CONTROL):  # ENQ answered, the answer never came
+                why = f"{read.command:02X}h: the register answers ENQ, the answer never came"
+                raise NoAnswerError(f"{why} ({exc})") from exc
+            raise

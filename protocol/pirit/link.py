@@ -47,7 +47,7 @@ class _State(enum.Enum):
 
 
 class HostLink:
-    """One command exchange, host side; never re-sends the command.
+    """One command exchange, host side; never re-sends the command itself.
 
     Usage (the driver loop of :mod:`kktmon.protocol.link`)::
 
@@ -59,7 +59,8 @@ class HostLink:
     On silence (an ANSWER wait expired) it sends ``ENQ`` and waits CONTROL for ``ACK``,
     ``NAK`` or ``STX`` (any of them proves the register alive, :attr:`alive`), then
     waits for the reply once more per :attr:`LinkLimits.alive_waits`. Exhausted waits
-    raise :class:`LinkTimeoutError` (``alive`` tells "busy" from "dead"); a frame cut
+    raise :class:`LinkTimeoutError`; ``alive`` tells a register that answers ENQ but not
+    the command (the driver asks a read again, with a fresh id) from a dead line; a frame cut
     mid-way raises :class:`FrameError`, a bad checksum :class:`ChecksumError` (pirit.md
     quirk 3: report, do not resend). Replies with another packet id or command are
     dropped into :attr:`discarded` and reading goes on.

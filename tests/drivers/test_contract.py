@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import pytest
 import serial
@@ -151,7 +151,10 @@ class Outcome(NamedTuple):
     error: str
 
 
-def expected(table: Mapping[str, Outcome], setup: Setup) -> Outcome:
+Row = TypeVar("Row", Outcome, Outcome | None)
+
+
+def expected(table: Mapping[str, Row], setup: Setup) -> Row:
     """The row of the variant, else of the vendor, else of the vendor's kind."""
     for key in (setup.name, setup.vendor, setup.kind):
         if key in table:
@@ -520,6 +523,57 @@ def test_answers_that_stay_garbled_are_stale_with_the_last_good_facts(
     good = driver.read_health()
     GARBLING[fault](register.state, 1000)
     assert_kept(driver.read_health(), good, expected(STAYS_GARBLED[fault], register.setup))
+
+
+# ------------------------------------------------------------------ lost answers
+
+#: A register that answers its link check but not the read, even asked again: busy with
+#: ``busy_reason`` ``no_answer``, never the POS holding the port nor a dead line.
+NO_ANSWER = Outcome(LinkState.BUSY, "NO_ANSWER")
+ON_THE_WIRE: dict[Kind, str] = {
+    "server": "an HTTP answer is lost with its connection: "
+    "test_connection_dropped_mid_poll_is_opened_again"
+}
+#: Answers lost in a row -> the poll's outcome (None: fresh facts). A lost answer is
+#: asked once more, so two cost the read where the link cannot get a lost answer back
+#: itself; Shtrih-M's ENQ gets the kept answer sent again and ATOL's FE ``C3`` the
+#: result its task buffer keeps, so there two are still the link's to ride out.
+LOST_IN_A_ROW: dict[int, dict[str, Outcome | None]] = {
+    1: {"wire": None},
+    2: {"wire": NO_ANSWER, "shtrih": None, "atol": None, "atol[legacy]": NO_ANSWER},
+}
+
+
+@pytest.mark.parametrize("lost", sorted(LOST_IN_A_ROW))
+@pytest.mark.parametrize("register", setups(("tcp", "pty"), not_for=ON_THE_WIRE), indirect=True)
+def test_a_lost_answer_is_asked_again_once(register: Register, lost: int) -> None:
+    """Every command we send is a read: asking it again is harmless, and counted."""
+    outcome = expected(LOST_IN_A_ROW[lost], register.setup)
+    driver = register.driver()
+    good = driver.read_health()
+    register.state.faults.lost_answers = lost
+    polled = driver.read_health()
+    assert register.state.faults.lost_answers == 0, "every loss fired"
+    assert polled.link.retries >= 1, "a lost answer costs a retry"
+    if outcome is None:
+        assert_fresh(polled)
+        assert facts(polled) == facts(good)
+    else:
+        assert_kept(polled, good, outcome)
+        assert polled.link.busy_reason == "no_answer"
+
+
+@pytest.mark.parametrize("register", setups(["tcp"], not_for=ON_THE_WIRE), indirect=True)
+def test_answers_that_stay_lost_are_no_answer_not_a_held_port(register: Register) -> None:
+    """Over TCP: the link code that gives up is the same on a pty (the test above)."""
+    driver = register.driver()
+    good = driver.read_health()
+    register.state.faults.lost_answers = 1_000_000
+    stale = driver.read_health()
+    assert_kept(stale, good, NO_ANSWER)
+    assert stale.link.busy_reason == "no_answer"
+    register.state.faults.lost_answers = 0
+    assert_fresh(driver.read_health())
 
 
 # ------------------------------------------------------------------ dropped connections

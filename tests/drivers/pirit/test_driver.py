@@ -229,16 +229,20 @@ def test_ffd_105_firmware_variants() -> None:
     assert snapshot.fn.days_left == 381
 
 
-def test_register_answering_enq_but_not_the_command_is_busy() -> None:
+def test_register_answering_enq_but_not_the_command_is_asked_again_then_busy() -> None:
     register = FakeRegister()
     driver = fake_driver(register)
     good = driver.read_health()
     register.mute.add((0x00, None))
     snapshot = driver.read_health()
     assert snapshot.stale and snapshot.link.state is LinkState.BUSY
-    assert snapshot.link.last_error == "TIMEOUT" and snapshot.fn.serial == good.fn.serial
-    assert register.written[-1] == bytes([ENQ]), "asked ENQ, got ACK, never resent 00h"
-    assert register.asked.count((0x00, None)) == 2
+    assert (snapshot.link.last_error, snapshot.link.busy_reason) == ("NO_ANSWER", "no_answer")
+    assert snapshot.fn.serial == good.fn.serial
+    assert register.written[-1] == bytes([ENQ]), "asked ENQ, got ACK, no third 00h"
+    asked = [decode_request_frame(w) for w in register.written if w != bytes([ENQ])]
+    again = [r.packet_id for r in asked[-2:]]
+    assert [r.command for r in asked[-2:]] == [0x00, 0x00] and again[0] != again[1]
+    assert register.asked.count((0x00, None)) == 3, "one good poll, then asked twice"
 
 
 @pytest.mark.parametrize(
@@ -523,7 +527,7 @@ def test_reply_later_than_the_wait_is_taken_once_enq_proves_the_register_alive(
 
 @contextmanager
 def ack_only_register() -> Iterator[str]:
-    """A TCP peer that ACKs every ENQ and never answers a frame: busy printing."""
+    """A TCP peer that ACKs every ENQ and never answers a frame: alive, not answering."""
     stop = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
@@ -556,11 +560,12 @@ def ack_only_register() -> Iterator[str]:
         listener.close()
 
 
-def test_register_that_only_acks_enq_is_busy() -> None:
+def test_register_that_only_acks_enq_is_busy_with_no_answer() -> None:
     with ack_only_register() as url:
         snapshot = PiritDriver(url, FAST).read_health()
     assert snapshot.stale and snapshot.link.state is LinkState.BUSY
-    assert snapshot.link.last_error == "TIMEOUT" and snapshot.link.retries >= 1
+    assert (snapshot.link.last_error, snapshot.link.busy_reason) == ("NO_ANSWER", "no_answer")
+    assert snapshot.link.retries >= 3, "an ENQ per ask, and the ask again"
 
 
 def test_tcp_url_without_port_uses_50003() -> None:
