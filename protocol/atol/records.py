@@ -199,20 +199,22 @@ def parse_status_code(answer: bytes) -> StatusCode:
 
 # ------------------------------------------------------------------ A5h device type
 
-# TerminalClient's table of online models [M]; older non-online models left out.
+# TerminalClient's table of online models [M]; older non-online models left out. Names
+# are spelt as the vendor's driver (DTO 10) and its web server name them ("АТОЛ 30Ф"),
+# so a register read on the wire and through that server gets one name.
 MODEL_NAMES: dict[int, str] = {
-    57: "ATOL 25Ф",
-    61: "ATOL 30Ф",
-    62: "ATOL 55Ф",
+    57: "АТОЛ 25Ф",
+    61: "АТОЛ 30Ф",
+    62: "АТОЛ 55Ф",
     63: "FPrint-22ПТК",
-    64: "ATOL 52Ф",
-    67: "ATOL 11Ф",
-    69: "ATOL 77Ф",
+    64: "АТОЛ 52Ф",
+    67: "АТОЛ 11Ф",
+    69: "АТОЛ 77Ф",
     76: "Paymaster (Казначей)",
-    77: "ATOL 42ФС",
-    78: "ATOL 15Ф",
-    81: "ATOL 20Ф",
-    82: "ATOL 91Ф",
+    77: "АТОЛ 42ФС",
+    78: "АТОЛ 15Ф",
+    81: "АТОЛ 20Ф",
+    82: "АТОЛ 91Ф",
 }
 
 

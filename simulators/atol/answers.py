@@ -10,6 +10,13 @@ the fields that follow the answer's prefix and error byte, or raises
 Encodings follow section 4.3 (quirk Q7): BCD, most significant first, for 3Fh, 9Dh and
 the 91h registers; the FN pass-through queries (A4h) answer the drive's own binary
 records from :mod:`kktmon.simulators.fn`, as their Shtrih-M twins do for the same state.
+
+Identity (A5h, 3Fh's model byte, 9Dh): :func:`identity`. The shared default scenario
+describes a Shtrih-M register, whose name no ATOL register reports, so unless the
+scenario names an ATOL model (``model_code``, or a name of the codec's
+:data:`~kktmon.protocol.atol.records.MODEL_NAMES`) the register is an АТОЛ 30Ф (code 61,
+E6) with a "3.0" firmware of build 5199, the build TerminalClient knows as current for
+ATOL's online trade models [M].
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ from datetime import datetime
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol.commands import ANSWER_OK, STATE_PREFIX, int_to_bcd
 from kktmon.protocol.atol.errors import OK_CODES, WRONG_FN_STATE
+from kktmon.protocol.atol.records import MODEL_NAMES
 from kktmon.simulators import emulator, fn
 from kktmon.simulators.fn import FFD_CODES, le
 from kktmon.simulators.scenario import DeviceState
 from kktmon.simulators.server import Transport
 
-DEFAULT_MODEL_CODE = 61  # ATOL 30Ф, the model of E6
+DEFAULT_MODEL_CODE = 61  # АТОЛ 30Ф, the model of E6
+DEFAULT_FIRMWARE = "3.0"  # A5h major.minor of the "АТОЛ 3.0" protocol firmwares (E2)
+DEFAULT_BUILD = 5199  # TerminalClient's current build for online trade models [M]
 PROTOCOL_VERSION = 0x01  # E2
 DEVICE_KKT = 0x01
 DEVICE_MODE = b"\x10\x00"  # A5h offsets 4-5, meaning not established: E2's bytes
@@ -69,6 +79,35 @@ def shaped(code: int, fields: bytes) -> Answer:
     if code == cmd.DEVICE_TYPE:
         return Answer(b"\x00" + fields)
     return Answer(_PREFIXES.get(code, bytes([ANSWER_OK, 0])) + fields)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the register says it is: model code and name (A5h), firmware and its build."""
+
+    code: int
+    name: str
+    firmware: str
+    build: int
+
+
+DEFAULT_IDENTITY = Identity(
+    DEFAULT_MODEL_CODE, MODEL_NAMES[DEFAULT_MODEL_CODE], DEFAULT_FIRMWARE, DEFAULT_BUILD
+)
+_CODES = {name: code for code, name in MODEL_NAMES.items()}
+
+
+def identity(state: DeviceState) -> Identity:
+    """The scenario's model when it names an ATOL one, else :data:`DEFAULT_IDENTITY`.
+
+    ``model_code`` names the model, with ``model`` as its name; a ``model`` the codec's
+    table knows brings its code. Without either the name is another vendor's (the
+    shared default's ШТРИХ-ЛАЙТ-02Ф), which no ATOL register reports.
+    """
+    code = state.model_code if state.model_code is not None else _CODES.get(state.model)
+    if code is None:
+        return DEFAULT_IDENTITY
+    return Identity(code, state.model, state.firmware, state.firmware_build)
 
 
 # ------------------------------------------------------------------ encodings
@@ -115,7 +154,6 @@ def _state_flags(state: DeviceState) -> int:
 
 def device_state(ctx: Context) -> bytes:
     state, shift = ctx.state, ctx.state.shift
-    model = state.model_code if state.model_code is not None else DEFAULT_MODEL_CODE
     next_receipt = shift.receipts + 1 if shift.is_open else 1
     last_closed = shift.number - 1 if shift.is_open else shift.number
     return b"".join(
@@ -125,7 +163,7 @@ def device_state(ctx: Context) -> bytes:
             _bcd_stamp(ctx.now, "%y%m%d%H%M%S"),
             bytes([_state_flags(state)]),
             bytes.fromhex(_serial14(state)[-8:]),
-            bytes([model]),
+            bytes([identity(state).code]),
             b"\x00\x00",  # firmware of old models / reserved
             b"\x00",  # mode 0 (selection), submode 0: E6 shows it with a shift open
             _bcd(next_receipt, 2),
@@ -153,11 +191,10 @@ def status_code(ctx: Context) -> bytes:
 
 
 def device_type(ctx: Context) -> bytes:
-    state = ctx.state
-    model = state.model_code if state.model_code is not None else DEFAULT_MODEL_CODE
-    head = bytes([PROTOCOL_VERSION, DEVICE_KKT, model]) + DEVICE_MODE
-    version = _version(state.firmware) + b"\x00" + _bcd(state.firmware_build, 2)
-    return head + version + state.model.encode("cp866", errors="replace")
+    model = identity(ctx.state)
+    head = bytes([PROTOCOL_VERSION, DEVICE_KKT, model.code]) + DEVICE_MODE
+    version = _version(model.firmware) + b"\x00" + _bcd(model.build, 2)
+    return head + version + model.name.encode("cp866", errors="replace")
 
 
 def firmware(sub: int) -> Handler:
@@ -166,7 +203,8 @@ def firmware(sub: int) -> Handler:
         if sub == cmd.FIRMWARE_FISCAL_MEMORY:  # the FN stands in for the fiscal memory
             text, build = state.fn.firmware, 0
         else:  # the KKT's firmware, and the boot block reported as the same build
-            text, build = state.firmware, state.firmware_build
+            model = identity(state)
+            text, build = model.firmware, model.build
         return _version(text) + b"\x00" + _bcd(build, 2)
 
     return handler

@@ -31,6 +31,7 @@ from kktmon.protocol.atol.frame import (
 from kktmon.protocol.atol.legacy import ACK, ENQ, EOT, NAK, STX, decode_frame
 from kktmon.protocol.errors import ConfigError
 from kktmon.protocol.health import HealthSnapshot, LinkState, PaperState, ShiftState
+from kktmon.simulators.atol.answers import identity
 from kktmon.simulators.atol.emulator import AtolEmulator
 from kktmon.simulators.scenario import DeviceState, default_state, load_builtin
 from kktmon.simulators.server import PtyServer, TcpServer
@@ -91,9 +92,10 @@ def assert_matches(snapshot: HealthSnapshot, state: DeviceState) -> None:
     """The snapshot reports what the register holds, field for field."""
     assert not snapshot.stale and snapshot.link.state is LinkState.OK
     device, fn = snapshot.device, snapshot.fn
-    assert (device.vendor, device.model) == ("atol", state.model)
+    model = identity(state)  # an АТОЛ 30Ф unless the scenario names an ATOL model
+    assert (device.vendor, device.model) == ("atol", model.name)
     assert device.serial == state.serial[-14:], "ATOL serials have 14 digits (register 16h)"
-    assert device.firmware is not None and device.firmware.endswith(f"build {state.firmware_build}")
+    assert device.firmware == f"{model.firmware} build {model.build}"
     if state.fn.phase & 0x02:  # A4h 43h answers only once registered
         assert (device.rnm, device.inn) == (state.rnm, state.inn)
     assert (device.ffd.device, device.ffd.fn) == (state.ffd.device, state.ffd.fn)
@@ -249,7 +251,7 @@ def test_fn_replacement_refreshes_identity(tcp_simulator: Runner) -> None:
 def test_identify(tcp_simulator: Runner) -> None:
     state = _emulator(tcp_simulator).state
     info = AtolDriver(linked(tcp_simulator), FAST).identify()
-    assert (info.vendor, info.model, info.serial) == ("atol", state.model, state.serial[-14:])
+    assert (info.vendor, info.model, info.serial) == ("atol", "АТОЛ 30Ф", state.serial[-14:])
     assert (info.rnm, info.inn) == (state.rnm, state.inn)
 
 

@@ -18,6 +18,8 @@ from atol_sim_wire import fe_ask, legacy_transact, run_host
 from atol_vectors import h
 from sim_wire import NOW, SocketWire
 
+from kktmon.drivers.atol import reads
+from kktmon.drivers.wire import Read
 from kktmon.protocol.atol import commands as cmd
 from kktmon.protocol.atol import records as rec
 from kktmon.protocol.atol.commands import ALLOWLIST, NEVER_SEND, Request, answer_payload
@@ -28,7 +30,7 @@ from kktmon.protocol.shtrih import records as shtrih_rec
 from kktmon.protocol.shtrih.commands import request_fn as shtrih_request_fn
 from kktmon.protocol.shtrih.frame import decode_frame, split_command
 from kktmon.simulators.atol.emulator import AtolEmulator, LinkLayer
-from kktmon.simulators.scenario import DeviceState, builtin_scenarios, load_builtin
+from kktmon.simulators.scenario import DeviceState, Faults, builtin_scenarios, load_builtin
 from kktmon.simulators.server import TcpServer
 from kktmon.simulators.shtrih.emulator import ShtrihEmulator
 
@@ -83,6 +85,32 @@ def test_every_allowlisted_command_is_answered_without_error(
     assert emulator.forbidden_received == []
 
 
+#: The only refusals a real register gives the driver's reads in a built-in scenario: an
+#: FN that never opened fiscal mode has no registration (quirk Q6).
+EXPECTED_REFUSALS = {"not_fiscal": {(cmd.FN_QUERY, cmd.FN_REGISTRATION): 0xD4}}
+
+
+@pytest.mark.parametrize("name", builtin_scenarios())
+def test_no_read_of_the_drivers_table_is_refused_in_any_scenario(
+    name: str, layer: LinkLayer
+) -> None:
+    """No 7Ah ("this model cannot") for what a real register answers, on either path."""
+    state = load_builtin(name, now=NOW)
+    state.faults = Faults()  # the link faults are other tests' business
+    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer=layer)
+    refused: dict[tuple[int, int | None], int] = {}
+    with TcpServer(emulator) as server:
+        for read in vars(reads).values():
+            if isinstance(read, Read):
+                request = cmd.request(read.command, read.sub, read.params)
+                try:
+                    link = FeLink(request) if layer == "fe" else LegacyLink(request)
+                    answer_payload(run_host(server.url, link), request.code, request.sub)
+                except DeviceError as exc:
+                    refused[read.command, read.sub] = exc.code
+    assert refused == EXPECTED_REFUSALS.get(name, {})
+
+
 def test_device_state_3fh_tells_the_state(
     tcp: TcpServer, emulator: AtolEmulator, state: DeviceState
 ) -> None:
@@ -135,15 +163,43 @@ def test_printer_conditions_in_45h_and_3fh(
 def test_identity_a5h_9dh_and_serial_register(
     tcp: TcpServer, emulator: AtolEmulator, state: DeviceState
 ) -> None:
+    # The shared default is a Shtrih-M: an ATOL register is an АТОЛ 30Ф of its own.
+    assert (state.model, state.model_code) == ("ШТРИХ-ЛАЙТ-02Ф", None)
     device = rec.parse_device_type(ask(tcp, emulator, cmd.request_device_type()))
-    assert (device.device_type, device.model, device.name) == (1, 61, state.model)
-    assert (device.version, device.build) == ("3.0", state.firmware_build)  # from "T.3"
+    assert (device.device_type, device.model, device.name) == (1, 61, "АТОЛ 30Ф")
+    assert device.name == device.model_name, "the name the driver's table gives code 61"
+    assert (device.version, device.build) == ("3.0", 5199)
     kkt = rec.parse_firmware(ask(tcp, emulator, cmd.request_firmware(cmd.FIRMWARE_KKT)))
-    assert (kkt.version, kkt.build) == ("3.0", state.firmware_build)
+    assert (kkt.version, kkt.build) == ("3.0", 5199)
     fm = rec.parse_firmware(ask(tcp, emulator, cmd.request_firmware(cmd.FIRMWARE_FISCAL_MEMORY)))
     assert fm.version == "2.13"  # "fn v 2.13"
     serial = rec.parse_serial_register(ask(tcp, emulator, cmd.request_register(cmd.REG_SERIAL)))
     assert serial == state.serial[-14:]  # ATOL serials have 14 digits
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [
+        (("АТОЛ 55Ф", None), (62, "АТОЛ 55Ф")),  # a name the table knows brings its code
+        (("Казначей ФА", 76), (76, "Казначей ФА")),  # a code names the model as given
+        (("АТОЛ 30Ф", None), (61, "АТОЛ 30Ф")),
+    ],
+)
+def test_a_scenario_naming_an_atol_model_is_that_model(
+    tcp: TcpServer,
+    emulator: AtolEmulator,
+    state: DeviceState,
+    named: tuple[str, int | None],
+    expected: tuple[int, str],
+) -> None:
+    state.model, state.model_code = named
+    state.firmware, state.firmware_build = "3.1", 6205
+    device = rec.parse_device_type(ask(tcp, emulator, cmd.request_device_type()))
+    assert (device.model, device.name) == expected
+    assert (device.version, device.build) == ("3.1", 6205)
+    assert rec.parse_state(ask(tcp, emulator, cmd.request_state())).model == expected[0]
+    kkt = rec.parse_firmware(ask(tcp, emulator, cmd.request_firmware(cmd.FIRMWARE_BOOT)))
+    assert (kkt.version, kkt.build) == ("3.1", 6205)
 
 
 def test_registers_tell_shift_clock_ffd_and_unsent(
