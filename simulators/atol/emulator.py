@@ -11,7 +11,9 @@ connection gets a link of the chosen layer that is fed bytes and returns
         ...
 
 * :mod:`kktmon.simulators.atol.link`: packets, the C1..C4 task buffer
-  (:mod:`~kktmon.simulators.atol.task_buffer`), async results.
+  (:mod:`~kktmon.simulators.atol.task_buffer`), async results. Whether a task's result
+  comes in the reply to ``C1`` or only in an ``F0`` packet is ``task_results``
+  (:data:`TaskResults`): by default both, per command, as real firmware does.
 * :mod:`kktmon.simulators.atol.legacy_link`: ENQ/ACK/EOT turns and STX/ETX frames.
 * :mod:`kktmon.simulators.atol.answers`: what each command answers, from the state;
   :data:`COMMANDS` here says which builder answers which command.
@@ -57,6 +59,11 @@ from kktmon.simulators.scenario import DeviceState
 from kktmon.simulators.server import Link, Transport
 
 LinkLayer = Literal["fe", "legacy"]
+#: How FE tasks report their results: in the reply to ``C1`` (``sync``, ``A3``/``A4``),
+#: only through the ``F0`` packet (``async``, ``A6``/``A7``), or ``mixed``: the queries the
+#: register forwards to its fiscal drive (A4h) asynchronously, the rest at once.
+TaskResults = Literal["sync", "async", "mixed"]
+MIXED_ASYNC_COMMANDS = frozenset({cmd.FN_QUERY})
 TCP_PORT = 5555  # an ATOL register's own port (table 2 field 91): same bytes as serial
 WRONG_PASSWORD = 0x8C
 
@@ -121,7 +128,9 @@ def answer(ctx: Context, body: bytes, password: int) -> Answer:
 class AtolEmulator(WireEmulator[bytes]):
     """The register: state, clock, link layer and the log of what arrived.
 
-    ``password`` is the 4-digit access password the register expects (factory 0000).
+    ``password`` is the 4-digit access password the register expects (factory 0000);
+    ``task_results`` the path of FE results (:data:`TaskResults`), ``mixed`` by default
+    so that every poll meets both.
     """
 
     def __init__(
@@ -129,18 +138,32 @@ class AtolEmulator(WireEmulator[bytes]):
         state: DeviceState | None = None,
         clock: Callable[[], datetime] = datetime.now,
         seed: int | None = None,
+        *,
         link_layer: LinkLayer = "fe",
         password: int = DEFAULT_PASSWORD,
+        task_results: TaskResults = "mixed",
     ) -> None:
         super().__init__(state, clock, seed)
         self.link_layer: LinkLayer = link_layer
         self.password = password
+        self.task_results: TaskResults = task_results
         self.buffer_commands: list[int] = []
 
     def open_link(self, transport: Transport) -> Link:
         if self.link_layer == "legacy":
             return LegacyDeviceLink(self, transport)
         return FeDeviceLink(self, transport)
+
+    def reports_async(self, body: bytes) -> bool:
+        """Whether the FE task ``body`` reports only through ``F0`` (see :data:`TaskResults`).
+
+        In ``mixed`` a command off the allowlist is refused at once: it never reaches the
+        fiscal drive.
+        """
+        if self.task_results != "mixed":
+            return self.task_results == "async"
+        command = body[2:]
+        return command_allowed(command) and command[0] in MIXED_ASYNC_COMMANDS
 
     def note(self, body: bytes) -> None:
         """Log a task body (``password command params``) that arrived intact."""

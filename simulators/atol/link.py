@@ -7,6 +7,11 @@ behaviour (atol.md section 3). Every host packet gets a reply with the same ID:
   ``A2`` (running) or ``A1`` (queued) otherwise; the result then comes on its own as an
   ``F0`` packet ``A6``/``A7 TID answer``. ``B2`` for a TID still in the buffer, ``B1``
   when the buffer is full, ``B4 00``/``B4 01`` for bad flags or TID.
+* Which path a fast task takes is the emulator's ``task_results``
+  (:meth:`AtolEmulator.reports_async`): real firmware often answers even a quick read
+  with ``A2`` and then its ``F0`` result, and some hosts (atol4j) read results only
+  there. A task on the asynchronous path that finished at once gets ``A2`` all the
+  same, its ``F0`` result right behind.
 * ``C3 TID``: the task's status (the result again once finished), ``B3`` if unknown.
 * ``C2 TID`` frees a finished task (reply ``A3``); ``C4`` empties the buffer (``A3``, E1).
 * A packet with a bad CRC is answered with an empty packet of its ID, which asks the
@@ -158,10 +163,14 @@ class FeDeviceLink(DeviceLink["AtolEmulator"]):
             return [self._send(packet_id, encode_task_reply(TaskStatus.TID_EXISTS))]
         if self._tasks.full:
             return [self._send(packet_id, encode_task_reply(TaskStatus.OVERFLOW))]
-        task = Task(tid, flags, host.body, time.monotonic())
+        deferred = self.emulator.reports_async(host.body)
+        task = Task(tid, flags, host.body, time.monotonic(), deferred=deferred)
         self._tasks.add(task)
         outputs = self._advance(current=task)
-        outputs.append(self._send(packet_id, task.reply(), answer=task.carries_answer))
+        reply = task.added_reply()
+        outputs.append(self._send(packet_id, reply, answer=task.carries_answer and not deferred))
+        if task.reports_at_once:
+            outputs.append(self._send(ASYNC_ID, task.async_result(), answer=True))
         if task.finished:
             outputs += self._relay_packet(tid)
             if not flags & NEED_RESULT:

@@ -3,7 +3,9 @@
 Tasks run one after the other against the monotonic clock: a task waits ``QUEUED``
 (``A1``) while the printer is busy, runs (``A2``) for ``slow_answer_s``, then is
 ``DONE`` (``A3``/``A4``) and stays in the buffer until the host acknowledges it. A task
-that fails without the IgnoreError flag stops every task queued behind it (``A5``).
+that fails without the IgnoreError flag stops every task queued behind it (``A5``). A
+``deferred`` task keeps its result out of the reply to ``C1`` even when it finished at
+once: the host learns it from the ``F0`` packet (``A6``/``A7``) or from ``C3``.
 :mod:`kktmon.simulators.atol.link` turns these states into packets.
 """
 
@@ -38,6 +40,7 @@ class Task:
     started_at: float = 0.0
     answer: Answer | None = None
     stale: bool = False  # left by another connection (pending_answer)
+    deferred: bool = False  # its result leaves only as an F0 packet, never in C1's reply
 
     @property
     def finished(self) -> bool:
@@ -58,6 +61,18 @@ class Task:
             return encode_task_reply(TaskStatus.STOPPED)
         status = TaskStatus.RESULT if self.answer.ok else TaskStatus.ERROR
         return encode_task_reply(status, self.answer.data if self.flags & NEED_RESULT else b"")
+
+    def added_reply(self) -> bytes:
+        """DATA of the reply to the ``C1`` that added it: a deferred task that is already
+        done still says ``A2`` there; its result follows as :meth:`async_result`."""
+        if self.deferred and self.phase is Phase.DONE:
+            return encode_task_reply(TaskStatus.IN_PROGRESS)
+        return self.reply()
+
+    @property
+    def reports_at_once(self) -> bool:
+        """Its result goes out as an F0 packet right behind the reply to ``C1``."""
+        return self.deferred and self.phase is Phase.DONE and bool(self.flags & NEED_RESULT)
 
     def async_result(self) -> bytes:
         ok = self.answer is not None and self.answer.ok

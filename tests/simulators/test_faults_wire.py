@@ -4,10 +4,11 @@ Each wire vendor (Shtrih-M, Pirit, ATOL on its FE and LEGACY link layers) brings
 bytes of one good exchange and the host link machine of its codec; the tests are the
 same for all: a ``silent`` register answers nothing, not even its link check, and serves
 again once the fault is off; ``disconnect_after`` hangs up a TCP connection after that
-many exchanges and cannot hang up a serial line; and the host link rides out every
-fault the vendor recovers from, over TCP and a pty. What a fault *looks like* on each
-link (which byte answers a NAK storm, where noise or a stale answer shows) is tested in
-``tests/simulators/<vendor>/test_faults.py``.
+many exchanges and cannot hang up a serial line; the host link rides out every fault
+the vendor recovers from, over TCP and a pty; and a ``lost_answers`` answer never
+arrives while the register stays on the line, for the link (or the driver) to ask
+again. What a fault *looks like* on each link (which byte answers a NAK storm, where
+noise or a stale answer shows) is tested in ``tests/simulators/<vendor>/test_faults.py``.
 
 Waits here are lower bounds only ("nothing arrived yet"), which a slow machine cannot
 make fail; nothing asserts how long anything took.
@@ -44,6 +45,7 @@ from kktmon.protocol.atol.commands import FN_STATUS, request_fn
 from kktmon.protocol.atol.frame import encode_packet
 from kktmon.protocol.atol.legacy import LegacyLink, decode_frame, encode_frame
 from kktmon.protocol.atol.link import FeLink
+from kktmon.protocol.errors import LinkTimeoutError
 from kktmon.protocol.link import LinkMachine, WaitKind
 from kktmon.protocol.pirit import fn_records as pirit_records
 from kktmon.protocol.pirit.link import HostLink as PiritHostLink
@@ -78,6 +80,9 @@ class WireVendor:
     waits: dict[WaitKind, float]
     #: Faults the host link rides out to the right answer.
     recovers: list[Fault]
+    #: Whether the link gets a lost answer back by itself (the register keeps it); else
+    #: the link gives up and the driver asks again.
+    gets_lost_answer_back: bool
 
 
 # ------------------------------------------------------------------ Shtrih-M
@@ -105,6 +110,7 @@ SHTRIH = WireVendor(
         {"pending_answer": True},
         {"slow_answer_s": 0.1},
     ],
+    gets_lost_answer_back=True,  # ENQ -> ACK and the kept answer again
 )
 
 # ------------------------------------------------------------------ Pirit
@@ -132,6 +138,7 @@ PIRIT = WireVendor(
         {"busy_printing": True},
         {"stray_ff": True},
     ],
+    gets_lost_answer_back=False,  # the reply is gone; ENQ only proves the register alive
 )
 
 # ------------------------------------------------------------------ ATOL, both link layers
@@ -168,13 +175,16 @@ _ATOL_RECOVERS: list[Fault] = [
 
 ATOL_FE = WireVendor(
     name="atol-fe",
-    emulator=lambda state: AtolEmulator(state, clock=lambda: NOW, seed=5, link_layer="fe"),
+    emulator=lambda state: AtolEmulator(
+        state, clock=lambda: NOW, seed=5, link_layer="fe", task_results="sync"
+    ),  # the raw exchange below reads C1's own reply
     silence_probes=[(encode_packet(0x01, _add(1)), 0.15)],
     exchange=_fe_exchange,
     host_link=lambda: FeLink(request_fn(FN_STATUS)),
     fn_serial=lambda answer: atol_records.parse_fn_status(answer).serial,
     waits=ATOL_WAITS,
     recovers=_ATOL_RECOVERS,
+    gets_lost_answer_back=True,  # C3 (or B2 to the resent C1) and the kept result
 )
 
 ATOL_LEGACY = WireVendor(
@@ -186,6 +196,7 @@ ATOL_LEGACY = WireVendor(
     fn_serial=lambda answer: atol_records.parse_fn_status(answer).serial,
     waits=ATOL_WAITS,
     recovers=_ATOL_RECOVERS,
+    gets_lost_answer_back=False,  # the host waits in vain for the frame it ACKed for
 )
 
 VENDORS = [SHTRIH, PIRIT, ATOL_FE, ATOL_LEGACY]
@@ -268,4 +279,24 @@ def test_host_link_recovers_from_each_fault(
     assert wire_vendor.fn_serial(answer) == state.fn.serial
     for name in ("nak_frames", "wrong_lrc_answers", "cut_answers"):
         assert getattr(state.faults, name) == 0, f"{name} did not fire"
+    assert emulator.forbidden_received == []
+
+
+@pytest.mark.parametrize("runner", [TcpServer, PtyServer], ids=["tcp", "pty"])
+def test_a_lost_answer_never_arrives_and_the_register_stays_on_the_line(
+    state: DeviceState, vendor: WireVendor, runner: type[TcpServer] | type[PtyServer]
+) -> None:
+    state.faults.lost_answers = 1
+    emulator = vendor.emulator(state)
+    with runner(emulator) as server:
+        link = vendor.host_link()
+        if vendor.gets_lost_answer_back:
+            answer = run_host(server.url, link, vendor.waits)
+            assert link.retries >= 1, "the link asked for it again"
+        else:
+            with pytest.raises(LinkTimeoutError):
+                run_host(server.url, link, vendor.waits)
+            answer = run_host(server.url, vendor.host_link(), vendor.waits)  # the driver's re-ask
+    assert vendor.fn_serial(answer) == state.fn.serial
+    assert state.faults.lost_answers == 0, "the loss fired"
     assert emulator.forbidden_received == []

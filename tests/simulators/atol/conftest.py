@@ -1,5 +1,9 @@
 """Fixtures for the ATOL simulator tests: an emulator on each link layer, served on TCP,
-with a raw wire to it."""
+with a raw wire to it.
+
+The raw-byte tests read the task buffer's replies on the synchronous path, where the
+worked examples are printed (``task_results="sync"``); ``test_task_results.py`` reads
+the asynchronous and the mixed ones."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from kktmon.simulators.server import TcpServer
 
 
 def _served(state: DeviceState, layer: LinkLayer) -> Iterator[tuple[AtolEmulator, SocketWire]]:
-    emulator = AtolEmulator(state, clock=lambda: NOW, seed=3, link_layer=layer)
+    emulator = AtolEmulator(state, clock=lambda: NOW, seed=3, link_layer=layer, task_results="sync")
     with TcpServer(emulator) as server:
         wire = SocketWire(server.url)
         yield emulator, wire

@@ -82,7 +82,9 @@ def _state(name: str) -> DeviceState:
 
 
 def _emulator(state: DeviceState, layer: LinkLayer) -> AtolEmulator:
-    return AtolEmulator(state, clock=lambda: EXAMPLE_TIME, seed=1, link_layer=layer)
+    return AtolEmulator(
+        state, clock=lambda: EXAMPLE_TIME, seed=1, link_layer=layer, task_results="sync"
+    )
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ STATE_FRAME = encode_frame(h("00 00 3F"))
 
 
 def test_fe_task_lifecycle_over_a_pty(state: DeviceState) -> None:
-    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer="fe")
+    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer="fe", task_results="sync")
     with PtyServer(emulator) as server:
         wire = SerialWire(server.url)
         try:
@@ -137,7 +137,9 @@ def test_fe_ignores_a_legacy_probe(fe: tuple[AtolEmulator, SocketWire]) -> None:
 
 def test_ofd_through_the_host_shows_as_foreign_async_packets_on_fe(state: DeviceState) -> None:
     state.ofd.via_host = True
-    with TcpServer(AtolEmulator(state, clock=lambda: NOW, link_layer="fe")) as server:
+    with TcpServer(
+        AtolEmulator(state, clock=lambda: NOW, link_layer="fe", task_results="sync")
+    ) as server:
         wire = SocketWire(server.url)
         try:
             reply = fe_ask(wire, 0x01, h("C1 01 05") + FN_STATUS_TASK)
@@ -261,7 +263,7 @@ def test_legacy_ignores_an_fe_probe_even_with_enq_bytes_in_it(
 def test_tcp_serves_one_client_at_a_time_and_a_new_connection_has_a_new_buffer(
     state: DeviceState,
 ) -> None:
-    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer="fe")
+    emulator = AtolEmulator(state, clock=lambda: NOW, link_layer="fe", task_results="sync")
     with TcpServer(emulator) as server:
         first = SocketWire(server.url)
         second = SocketWire(server.url)  # waits in the backlog (quirk Q2 [L])
