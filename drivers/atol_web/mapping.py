@@ -10,7 +10,9 @@ wire ATOL driver, all because the server does not tell:
   status byte, no FN document time or memory resource: those stay None;
 * the shift opening time is the 24-hour expiry minus 24 h (atol-dto10.md 5.3, [L]);
 * the clock skew is measured against the server PC's clock when the server gives it
-  (G3 ``serverInfo``), else against the host's clock when the job's result arrived.
+  (G3 ``serverInfo``), else against the host's clock when the job's result arrived;
+* ``ofd.via_host`` comes from the registration's OFD channel (``usb``, ``proto``), so
+  the agent raises OFD_VIA_HOST from the same structured fact as for the wire driver.
 
 Server times carry an offset; they are converted into the host's zone.
 """
@@ -98,11 +100,19 @@ def build_snapshot(reads: WebReads, *, host_time: datetime, transport: str) -> H
         taken_at=host_time,
         device=device_info(reads, transport),
         fn=fn_health(fn_status(reads), host_time, validity=fn_validity(reads.fn_info)),
-        ofd=ofd_queue(ofd_status(reads.ofd, host_time), host_time),
+        ofd=ofd_queue(ofd_status(reads.ofd, host_time), host_time).model_copy(
+            update={"via_host": ofd_via_host(reads.registration)}
+        ),
         shift=_shift(reads, host_time),
         printer=_printer(reads.status),
         clock=ClockInfo(device_time=device_time, skew_s=skew),
     )
+
+
+def ofd_via_host(registration: rec.RegistrationInfo | None) -> bool | None:
+    """``ofd.via_host`` from the register's OFD channel (``usb``/``proto``: through the PC,
+    where the wire driver has to see the relay packets); None when it was not read."""
+    return registration.device.ofd_via_host if registration else None
 
 
 def fn_status(reads: WebReads) -> fn.FnStatus:

@@ -313,9 +313,22 @@ class Organization(_Answer):
     vatin: Text | None = None
 
 
+#: The register's OFD channel (its setting 276, as the driver's own ``getRegistrationInfo``
+#: names it): ``usb`` (Ethernet over USB) and ``proto`` (the transport protocol) reach the
+#: OFD through the PC's driver; the others from the register itself.
+OfdChannel = Literal["usb", "ethernet", "wifi", "gsm", "proto", "tcpipOsStack"]
+OFD_THROUGH_HOST: frozenset[str] = frozenset({"usb", "proto"})
+
+
 class RegisteredDevice(_Answer):
     registration_number: Text | None = Field(default=None, validation_alias="registrationNumber")
     ffd_version: Version | None = Field(default=None, validation_alias="ffdVersion")
+    ofd_channel: OfdChannel | None = Field(default=None, validation_alias="ofdChannel")
+
+    @property
+    def ofd_via_host(self) -> bool | None:
+        """True when the register sends to the OFD through the PC; None: not told."""
+        return None if self.ofd_channel is None else self.ofd_channel in OFD_THROUGH_HOST
 
 
 class RegistrationInfo(_Answer):

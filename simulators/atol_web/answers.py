@@ -232,6 +232,8 @@ def registration_info(state: DeviceState, operation: bool = False) -> Answer:
             "ffdVersion": state.ffd.registered,
             "offlineMode": False,
             "encryption": False,
+            # Setting 276 as the driver names it: EoT through the PC, or the register's own.
+            "ofdChannel": "proto" if state.ofd.via_host else "ethernet",
         },
         "ofd": {
             "name": "",

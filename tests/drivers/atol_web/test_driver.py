@@ -22,11 +22,13 @@ from pki import make_pki
 
 from kktmon.drivers.atol_web.driver import AtolWebDriver
 from kktmon.drivers.base import DriverOptions
+from kktmon.drivers.registry import driver_class
 from kktmon.protocol.atol_web.requests import ALLOWED_TASKS, is_allowed_call
 from kktmon.protocol.errors import ConfigError, ServerAuthError
 from kktmon.protocol.health import FnPhase, HealthSnapshot, LinkState, PaperState, ShiftState
 from kktmon.simulators.atol_web.app import AtolWebApp
 from kktmon.simulators.http_server import HttpFakeServer, HttpReply, HttpRequest
+from kktmon.simulators.registry import simulated_register
 from kktmon.simulators.scenario import default_state, load_builtin
 
 FAST = DriverOptions(answer_timeout_s=1, poll_deadline_s=5)
@@ -83,6 +85,28 @@ def test_every_generation_reads_the_state(generation: int) -> None:
     assert abs(shift.opened_at.replace(tzinfo=None) - state.shift.opened_at) < timedelta(seconds=2)
     assert (snapshot.printer.paper, snapshot.printer.cover_open) == (PaperState.OK, False)
     assert snapshot.clock.skew_s is not None and abs(snapshot.clock.skew_s) < 5
+
+
+@pytest.mark.parametrize("generation", [1, 3])
+def test_the_register_keeps_its_name_when_the_shop_moves_to_the_server(generation: int) -> None:
+    """DESIGN 3: ``device.vendor`` is the family (``atol``), the path is in
+    ``device.transport``, so ``<vendor>-<serial>`` (its MQTT name) stays the same."""
+    state = default_state()
+    with simulated_register("atol", state.model_copy(deep=True)) as wire:
+        on_the_wire = driver_class("atol")(wire.url, FAST).read_health()
+    app = AtolWebApp(state.model_copy(deep=True), generation=generation)
+    with served(app) as server:
+        driver = AtolWebDriver(server.url, FAST)
+        through_the_server = driver.read_health()
+        identified = driver.identify()
+    assert not on_the_wire.stale and not through_the_server.stale
+    assert through_the_server.kkt_id == on_the_wire.kkt_id == f"atol-{state.serial[-14:]}"
+    assert (on_the_wire.device.transport, through_the_server.device.transport) == (
+        "socket",
+        "atol-web+http",
+    )
+    assert (identified.vendor, identified.transport) == ("atol", "atol-web+http")
+    assert driver.vendor == "atol-web"  # the adapter (URL scheme, registry name) stays
 
 
 def test_generation_is_remembered_until_a_path_answers_404() -> None:
@@ -254,6 +278,26 @@ def test_a_task_the_servers_driver_does_not_know(generation: int) -> None:
     assert snapshot.link.state is LinkState.OK and not snapshot.stale
     assert snapshot.device.serial == state.serial[-14:]
     assert (snapshot.device.inn, snapshot.device.rnm) == (None, None)
+
+
+@pytest.mark.parametrize("generation", [2, 3])
+def test_ofd_through_the_pc_is_told_as_the_wire_driver_tells_it(generation: int) -> None:
+    """The registration's OFD channel says what the wire driver learns from relay packets:
+    ``proto`` (and ``usb``) go through the PC, so ``ofd.via_host`` (OFD_VIA_HOST)."""
+    own_channel = poll(AtolWebApp(default_state(), generation=generation))
+    assert own_channel.ofd.via_host is False
+    state = default_state()
+    state.ofd.via_host = True
+    assert poll(AtolWebApp(state, generation=generation)).ofd.via_host is True
+    app = AtolWebApp(default_state(), generation=generation)
+    app.odd_fields = {"getRegistrationInfo": {"device.ofdChannel": "usb"}}
+    assert poll(app).ofd.via_host is True
+    app.odd_fields = {"getRegistrationInfo": {"device.ofdChannel": "pigeon"}}
+    with served(app) as server:
+        driver = AtolWebDriver(server.url, FAST)
+        snapshot = driver.read_health()
+    assert snapshot.ofd.via_host is None and not snapshot.stale  # not told: unknown
+    assert driver.invalid_fields == 1
 
 
 # ------------------------------------------------------------------ one odd field (DESIGN 3)

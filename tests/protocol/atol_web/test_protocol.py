@@ -284,6 +284,25 @@ def test_q11_numbers_kept_as_strings_with_leading_zeros() -> None:
 
 
 @pytest.mark.parametrize(
+    ("channel", "via_host"),
+    [
+        ("usb", True),
+        ("proto", True),
+        ("ethernet", False),
+        ("wifi", False),
+        ("gsm", False),
+        ("tcpipOsStack", False),
+    ],
+)
+def test_ofd_channel_tells_whether_the_ofd_is_reached_through_the_pc(
+    channel: str, via_host: bool
+) -> None:
+    registration = fact("getRegistrationInfo", {"device": {"ofdChannel": channel}})
+    assert registration.device.ofd_via_host is via_host
+    assert fact("getRegistrationInfo", {"device": {}}).device.ofd_via_host is None
+
+
+@pytest.mark.parametrize(
     ("phase", "raw"),
     [
         ("init", 0),
