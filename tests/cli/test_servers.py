@@ -65,8 +65,8 @@ def test_simulate_and_status_through_a_driver_server(vendor: str, tmp_path: Path
 
 def test_simulate_an_older_atol_server_generation() -> None:
     with simulator("atol-web", "--tcp", "127.0.0.1:0", "--generation", "1") as url:
-        plain_url, password = password_apart(url)
-        result = status("atol-web", plain_url, password)
+        assert "@" not in url  # the DTO10 web server runs without a login unless one is set
+        result = status("atol-web", url, "")
     assert result.returncode == 0, result.stderr
     assert HealthSnapshot.model_validate_json(result.stdout).fn.serial
 
