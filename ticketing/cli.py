@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from kktmon.protocol.errors import ConfigError
+from kktmon.ticketing import report_cli
 from kktmon.ticketing.config import load_config
 from kktmon.ticketing.identity import claim, lock, lock_dir
 from kktmon.ticketing.service import TicketingService, utc_now
@@ -35,7 +36,7 @@ RECENT = timedelta(days=7)
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``ticketing`` and ``tickets`` to a subcommand set."""
+    """Add ``ticketing``, ``tickets`` and ``report`` to a subcommand set."""
     for name, handler, text in (
         ("ticketing", _ticketing, "run the central ticketing subscriber"),
         ("tickets", _tickets, "show open and recent tickets, most urgent first"),
@@ -65,6 +66,7 @@ def add_commands(sub: Any) -> None:
                 help="what [ticketing.limits] refused, per site, and the dead letters",
             )
         command.set_defaults(handler=handler)
+    report_cli.add_commands(sub)
 
 
 def _ticketing(args: argparse.Namespace) -> int:

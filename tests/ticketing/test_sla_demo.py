@@ -1,0 +1,113 @@
+"""``kktmon report sla`` on the demo's store, while ``kktmon demo --keep-running`` runs.
+
+The demo's config is the one its own hint names (``kktmon tickets --config <folder>/
+ticketing.toml``); the report runs on it as a user would, without ``--month`` (this
+month, in the config's zone: UTC, since the demo sets none). The demo's script is known,
+so is its month: a ticket for each scripted problem, every one resolved, the OFD queue
+fixed long before its 30-day deadline (met), the fiscal drive told it expired yesterday
+(missed, and its register stopped until the drive was replaced), no call failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kktmon.demo.broker import mosquitto_binary
+
+KKTMON = [sys.executable, "-m", "kktmon.cli"]
+READY = "Ctrl-C stops it all."
+START_WITHIN_S = 120.0
+SCRIPTED = {
+    "FN_EXPIRING",
+    "OFD_QUEUE_STALE",
+    "PAPER_OUT",
+    "DEVICE_UNREACHABLE",
+    "DEVICE_BUSY",
+    "AGENT_LOST",
+}
+
+pytestmark = pytest.mark.skipif(
+    mosquitto_binary() is None, reason="kktmon demo needs Mosquitto (apt-get install mosquitto)"
+)
+
+
+def _month() -> str:
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+@pytest.fixture
+def demo_config(tmp_path: Path) -> Iterator[Path]:
+    """The running demo's ticketing config; the demo is stopped with Ctrl-C afterwards."""
+    out_path = tmp_path / "demo.out"
+    with out_path.open("w", encoding="utf-8") as out:
+        demo = subprocess.Popen(
+            [*KKTMON, "demo", "--keep-running"], stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+    try:
+        deadline = time.monotonic() + START_WITHIN_S
+        while READY not in (text := out_path.read_text(encoding="utf-8")):
+            assert demo.poll() is None, f"the demo exited ({demo.returncode}):\n{text}"
+            assert time.monotonic() < deadline, f"no {READY!r} in {START_WITHIN_S} s:\n{text}"
+            time.sleep(0.2)
+        match = re.search(r"kktmon tickets --config (\S+/ticketing\.toml)", text)
+        assert match, text
+        yield Path(match.group(1))
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(30)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
+    assert demo.returncode == 0, out_path.read_text(encoding="utf-8")
+
+
+def _report(config: Path, *args: str) -> str:
+    done = subprocess.run(
+        [*KKTMON, "report", "sla", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_report_sla_prints_the_month_of_the_demos_store(demo_config: Path) -> None:
+    month = _month()
+    report = json.loads(_report(demo_config, "--json"))
+    table = _report(demo_config)
+    if _month() != month:
+        pytest.skip("the month turned while the demo ran")
+    assert report["month"] == month and report["clients"] == []
+    total = report["total"]
+    assert total["sites"] == ["demo-store"]
+    assert set(total["opened_by_problem"]) == SCRIPTED
+    assert set(total["opened_by_problem"].values()) == {1}
+    assert total["first_seen_to_opened"]["count"] == 6
+    assert total["opened_to_resolved"]["count"] == 6
+    assert (total["sla_met"], total["sla_missed"], total["sla_pending"]) == (1, 1, 0)
+    [stopped] = total["stopped_registers"]
+    assert (stopped["site"], stopped["problems"], stopped["still_stopped"]) == (
+        "demo-store",
+        ["FN_EXPIRING"],
+        False,
+    )
+    assert stopped["model"] and stopped["serial"] and stopped["stopped_s"] > 0
+    assert (total["calls_failed"], total["calls_retrying"]) == ([], 0)
+    assert table.startswith(f"SLA report for {month} ")
+    total_line = next(line for line in table.splitlines() if line.startswith("total "))
+    assert re.split(r"\s{2,}", total_line)[1] == "6"
+    assert "1 of 2 (50%)" in total_line
