@@ -222,8 +222,8 @@ class NotifySection(StrictModel):
     @field_validator("days")
     @classmethod
     def _check_days(cls, value: list[int]) -> list[int]:
-        if any(d < 0 or d > 366 for d in value):
-            raise ValueError("each threshold is 0-366 days")
+        if any(d < 1 or d > 366 for d in value):
+            raise ValueError("each threshold is 1-366 days")
         return sorted(set(value), reverse=True)
 
     @model_validator(mode="after")

@@ -13,6 +13,8 @@ restarts. Threads, each with one job, none allowed to die of one message:
   unavailable holds the batch unacknowledged and is retried with backoff;
 * the ticker runs the store's clock (hold-downs, grace periods, lost agents);
 * the dispatcher delivers help-desk calls from the store's outbox to the sinks;
+* the notifier (when ``[[clients]]`` have contacts) finds thresholds crossed and delivers
+  client messages from their outbox (:mod:`notify_dispatch`);
 * the reconciler reads the retained alerts once at start (brokers never hand retained
   messages to shared subscriptions) and then, one worker at a time under a lease, every
   ``reconcile_interval_s`` (:mod:`reconcile`).
@@ -50,6 +52,7 @@ from kktmon.ticketing.dispatch import Backoff, Dispatcher
 from kktmon.ticketing.faults import Retry, Throttle
 from kktmon.ticketing.identity import Identity, claim
 from kktmon.ticketing.intake import Intake
+from kktmon.ticketing.notify_dispatch import build_notifier
 from kktmon.ticketing.okdesk import OkdeskSink
 from kktmon.ticketing.reconcile import Reconciler
 from kktmon.ticketing.session import WorkerSession, end_session
@@ -129,6 +132,7 @@ class TicketingService:
         self.intake = Intake(config.mqtt.topic_prefix, section.limits)
         self.sinks = build_sinks(config)
         self.dispatcher = Dispatcher(self.store, self.sinks, per_sink=_backoffs(config))
+        self.notifier = build_notifier(config, self.store, self.identity.client_id)
         self.reconciler = Reconciler(
             config, self.store, self.intake, self.identity.client_id, utc_now
         )
@@ -159,6 +163,10 @@ class TicketingService:
             threading.Thread(target=self._dispatch_loop, name="ticketing dispatcher", daemon=True),
             threading.Thread(target=self._reconcile_loop, name="ticketing reconciler", daemon=True),
         ]
+        if self.notifier is not None:
+            self._threads.append(
+                threading.Thread(target=self._notify_loop, name="ticketing notifier", daemon=True)
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -197,6 +205,8 @@ class TicketingService:
             if thread.is_alive():
                 thread.join(timeout=10)
         self.session.stop()
+        if self.notifier is not None:
+            self.notifier.close()
         self.store.close()
         for sink in self.sinks.values():
             close = getattr(sink, "close", None)
@@ -330,6 +340,12 @@ class TicketingService:
     def _dispatch_loop(self) -> None:
         while not self.stop_event.is_set():
             self._guarded("dispatcher", lambda: self.dispatcher.run_forever(self.stop_event))
+            self.stop_event.wait(1.0)  # run_forever only returns by raising or stopping
+
+    def _notify_loop(self) -> None:
+        notifier = self.notifier
+        while notifier is not None and not self.stop_event.is_set():
+            self._guarded("notifier", lambda: notifier.run_forever(self.stop_event))
             self.stop_event.wait(1.0)  # run_forever only returns by raising or stopping
 
     def _reconcile_loop(self) -> None:

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Fact = lc.ProblemRaised | lc.ProblemCleared | lc.AgentSeen
+TicketNotices = Callable[[Tx, lc.Ticket, Sequence[CallAction], datetime], object]
 _ATTEMPTS = 8  # lost races and busy databases retry this often before giving up
 
 __all__ = [
@@ -177,6 +178,9 @@ class TicketStore(abc.ABC):
         self.claim_ttl_s = claim_ttl_s if claim_ttl_s is not None else self.policy.claim_ttl_s
         self._lock = threading.RLock()
         self._instance = ""
+        #: Writes client notices about a ticket change in its transaction, given the
+        #: ticket as written and its help-desk actions (:mod:`notify_store`); None: none.
+        self.ticket_notices: TicketNotices | None = None
 
     # --- what a backend provides -------------------------------------------------
 
@@ -220,6 +224,16 @@ class TicketStore(abc.ABC):
 
     def _setup(self, now: datetime) -> None:
         self._instance = self._run(lambda tx: migrate(tx, now))
+
+    @property
+    def instance(self) -> str:
+        """This database's own id, part of every key a message leaves with."""
+        return self._instance
+
+    def transact(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one transaction, retried on lost races and busy databases: for
+        modules that keep their own tables (:mod:`notify_store`)."""
+        return self._run(work)
 
     # --- facts -------------------------------------------------------------------
 
@@ -313,6 +327,8 @@ class TicketStore(abc.ABC):
             batch.written(ticket)
         sinks, instance = self.sinks, self._instance
         store_calls.enqueue(tx, ticket, change.calls, now, sinks=sinks, instance=instance)
+        if self.ticket_notices is not None and change.calls:
+            self.ticket_notices(tx, ticket, [intent.action for intent in change.calls], now)
         assert ticket.id is not None
         return Applied(
             ticket_id=ticket.id,

@@ -25,7 +25,7 @@ from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.lifecycle import Ticket
 from kktmon.ticketing.text import TicketFacts
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 T = TypeVar("T")
 
 
@@ -274,8 +274,39 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
+_NOTIFICATIONS = """
+-- Messages to clients (notify_store): an outbox like helpdesk_calls, one row per message
+-- and recipient; the unique key is what makes a message go out once.
+CREATE TABLE IF NOT EXISTS notifications (
+    id {id},
+    site TEXT NOT NULL,
+    kkt TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    subject TEXT NOT NULL DEFAULT '',
+    threshold INTEGER NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'telegram')),
+    recipient TEXT NOT NULL,
+    client TEXT NOT NULL,
+    facts {json} NOT NULL,
+    block_at {ts},
+    digest_key TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'claimed', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at {ts} NOT NULL,
+    claimed_until {ts},
+    claimed_by TEXT,
+    last_error TEXT,
+    created_at {ts} NOT NULL,
+    sent_at {ts}
+);
+CREATE UNIQUE INDEX IF NOT EXISTS notifications_once
+    ON notifications (site, kkt, cause, subject, threshold, channel, recipient);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (state, next_attempt_at, id);
+"""
+
 #: version -> statements; append, never edit a released one.
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _GUARDS}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _GUARDS, 3: _NOTIFICATIONS}
 
 
 def _statements(script: str, d: Dialect) -> list[str]:

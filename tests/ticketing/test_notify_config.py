@@ -115,7 +115,7 @@ _SMTP = '[notify.smtp]\nurl = "smtp://h:25"\nfrom = "x@centre.example"\n'
             _CLIENT + _CLIENT.replace('"a"', '"b"'),
             "clients[1].sites: 's1' is already listed by clients[0]",
         ),
-        ("[notify]\ndays = [30, -1]", "notify.days: each threshold is 0-366 days"),
+        ("[notify]\ndays = [30, -1]", "notify.days: each threshold is 1-366 days"),
         ('[notify]\ndigest_at = "9 am"', "notify.digest_at: '9 am' is not a time"),
         ('[notify.smtp]\nurl = "http://h"\nfrom = "a@b.ru"', "notify.smtp.url: must be smtp://"),
         ('[notify.smtp]\nurl = "smtp://h"\nfrom = "nobody"', "notify.smtp.from: must be"),
