@@ -134,7 +134,11 @@ def _duration_cells(d: Durations) -> list[object]:
 
 
 def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:g}" if value != int(value) else str(int(value))
+    """A figure as a spreadsheet reads it: whole numbers bare, else to the millisecond
+    (``1198500.25``, never ``1.1985e+06``)."""
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else f"{value:.3f}".rstrip("0")
 
 
 # --- the table for people ------------------------------------------------------------

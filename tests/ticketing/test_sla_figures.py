@@ -3,7 +3,9 @@ edges, what counts as met, overlapping stops, a month still running."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import csv
+import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,7 +13,7 @@ import pytest
 
 from kktmon.ticketing.lifecycle import TicketState
 from kktmon.ticketing.notify_config import ClientConfig
-from kktmon.ticketing.report_cli import duration
+from kktmon.ticketing.report_cli import duration, write_csv
 from kktmon.ticketing.sla import (
     Durations,
     SlaReport,
@@ -133,3 +135,27 @@ def test_durations_read_at_a_glance() -> None:
     assert [duration(s) for s in (None, 45, 60, 754, 7500, 86400, 3 * 86400 + 4 * 3600 + 59)] == [
         "-", "45 s", "1 min", "12 min", "2 h 05 min", "1 d 00 h", "3 d 04 h",
     ]  # fmt: skip
+
+
+def test_csv_figures_are_plain_decimals() -> None:
+    opened = z("2026-11-02 00:05")
+    took = timedelta(seconds=1198500.25)
+    shop = report(
+        ticket(1, state=TicketState.RESOLVED, opened_at=opened, clearing_since=opened + took,
+               resolved_at=opened + took),
+        ticket(2, block_at=z("2026-11-03 00:00")),
+        ticket(3, block_at=z("2026-11-03 00:00")),
+        ticket(4, block_at=z("2026-11-30 00:00"), state=TicketState.RESOLVED,
+               clearing_since=z("2026-11-04 00:00"), resolved_at=z("2026-11-04 00:30")),
+    )  # fmt: skip
+    out = io.StringIO()
+    write_csv(shop, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [row["client_id"] for row in rows] == ["shop", ""]
+    # Ticket 1 and ticket 4 (2 d - 5 min): never 1.1985e+06.
+    assert (rows[0]["to_resolve_median_s"], rows[0]["to_resolve_p95_s"]) == (
+        "685500.125",
+        "1198500.25",
+    )
+    assert rows[0]["sla_met_share"] == "0.333"
+    assert rows[0]["to_open_median_s"] == "300"
