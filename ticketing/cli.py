@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from kktmon.protocol.errors import ConfigError
-from kktmon.ticketing import report_cli
+from kktmon.ticketing import notify_cli, report_cli
 from kktmon.ticketing.config import load_config
 from kktmon.ticketing.identity import claim, lock, lock_dir
 from kktmon.ticketing.service import TicketingService, utc_now
@@ -36,7 +36,8 @@ RECENT = timedelta(days=7)
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``ticketing``, ``tickets`` and ``report`` to a subcommand set."""
+    """Add ``ticketing``, ``tickets``, ``report`` and ``notifications`` to a subcommand set
+    (and teach ``check-config`` ticketing files: :mod:`notify_cli`)."""
     for name, handler, text in (
         ("ticketing", _ticketing, "run the central ticketing subscriber"),
         ("tickets", _tickets, "show open and recent tickets, most urgent first"),
@@ -67,6 +68,7 @@ def add_commands(sub: Any) -> None:
             )
         command.set_defaults(handler=handler)
     report_cli.add_commands(sub)
+    notify_cli.add_commands(sub)
 
 
 def _ticketing(args: argparse.Namespace) -> int:

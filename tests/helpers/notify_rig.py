@@ -26,13 +26,15 @@ def notify_text(
     *,
     smtp_url: str | None = "smtp://127.0.0.1:1",
     telegram_url: str | None = None,
+    email: str | None = EMAIL,
     token: str = "123456:test-token",
     client: str = "",
     notify: str = "",
     ticketing: str = "",
 ) -> str:
-    """The TOML: one client ``acme`` (store-001, store-002) told by e-mail (and Telegram
-    when ``telegram_url``), Moscow time; ``client``/``notify``/``ticketing`` add keys."""
+    """The TOML: one client ``acme`` (store-001, store-002) told by e-mail (unless
+    ``email`` is None) and Telegram (when ``telegram_url``), Moscow time; ``client``,
+    ``notify`` and ``ticketing`` add keys to those tables."""
     chats = f"telegram_chat_ids = [{CHAT}]\n" if telegram_url else ""
     smtp = f'[notify.smtp]\nurl = "{smtp_url}"\nfrom = "Сервис <svc@centre.example>"\n'
     bot = f'[notify.telegram]\ntoken = "{token}"\napi_url = "{telegram_url}"\n'
@@ -41,7 +43,8 @@ def notify_text(
         '[ticketing.closed_hours]\ntimezone = "Europe/Moscow"\ndefault = ""\n'
         '[[clients]]\nid = "acme"\nname = "ООО «Акме» <&>"\n'
         'sites = ["store-001", "store-002"]\n'
-        f'email = ["{EMAIL}"]\n{chats}{client}\n'
+        + (f'email = ["{email}"]\n' if email else "")
+        + f"{chats}{client}\n"
         f"[notify]\nretry_min_s = 10\nretry_max_s = 40\nmax_attempts = 4\n{notify}\n"
         + (smtp if smtp_url else "")
         + (bot if telegram_url else "")

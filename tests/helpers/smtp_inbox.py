@@ -4,6 +4,7 @@
 (aiosmtpd's controller) and stores each accepted message, parsed, in ``inbox.messages``.
 Per recipient it can answer ``RCPT`` with a final refusal (``refuse``: 550) or a
 temporary one (``defer``: 451); ``refuse_data`` answers the message itself with 554.
+``port`` serves on a given port (a server back where it was);
 ``credentials`` requires AUTH LOGIN/PLAIN (without TLS, for the test); ``tls`` (an
 ``ssl.SSLContext``) offers STARTTLS and ``require_tls`` insists on it.
 """
@@ -48,6 +49,7 @@ class SmtpInbox:
         credentials: tuple[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
         require_tls: bool = False,
+        port: int | None = None,
     ) -> None:
         self.messages: list[Received] = []
         self.refuse: set[str] = set()
@@ -57,7 +59,7 @@ class SmtpInbox:
         self.logins: list[str] = []
         self._lock = threading.Lock()
         self._credentials = credentials
-        self.port = free_port()
+        self.port = port or free_port()
         options: dict[str, Any] = {}
         if credentials is not None:
             options.update(authenticator=self._authenticate, auth_require_tls=False)
