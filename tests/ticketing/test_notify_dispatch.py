@@ -5,6 +5,7 @@ Time is injected (the scan's and the deliveries' ``now``, the notifier's clock).
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
@@ -16,7 +17,7 @@ from telegram_fake import FakeTelegram
 from kktmon.ticketing import notify_store
 from kktmon.ticketing.notify_dispatch import Notifier, build_channels
 from kktmon.ticketing.notify_store import Notice
-from kktmon.ticketing.store import TicketStore
+from kktmon.ticketing.store import TicketStore, open_store
 
 ENDS = date(2026, 12, 10)  # 14 days after NOW, store-local
 
@@ -185,4 +186,37 @@ def test_a_digest_is_one_message_at_the_stores_morning(
     assert mail.message["Subject"] == "Кассы ООО «Акме» <&>: сводка на 27.11.2026 (2)"
     text = mail.part("plain")
     assert "store-001" in text and "store-002" in text and text.count("заводской №") == 2
+    assert {n.state for n in _rows(store)} == {"sent"}
+
+
+def test_two_workers_delivering_at_once_send_each_message_once(
+    store: TicketStore, store_url: str, inbox: SmtpInbox
+) -> None:
+    for n in range(20):
+        record(store, drive_facts(ENDS), kkt=f"shtrih-{n:04d}")
+    clock = Clock(NOW)
+    notifiers = [
+        _notifier(open_store(store_url), store_url, clock, smtp_url=inbox.url) for _ in range(2)
+    ]
+    assert notifiers[0].scan(NOW) == 20
+    start = threading.Barrier(2)
+    delivered: list[int] = []
+
+    def deliver(notifier: Notifier) -> None:
+        start.wait(10)
+        while (stats := notifier.deliver_once(NOW)).claimed:
+            delivered.append(stats.delivered)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in notifiers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for notifier in notifiers:
+            notifier.close()
+            notifier.store.close()
+    ids = [mail.message["Message-ID"] for mail in inbox.received()]
+    assert len(ids) == len(set(ids)) == 20 == sum(delivered)
     assert {n.state for n in _rows(store)} == {"sent"}
