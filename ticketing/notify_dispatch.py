@@ -38,7 +38,8 @@ from kktmon.ticketing.calls import SinkError
 from kktmon.ticketing.config import TicketingConfig
 from kktmon.ticketing.dispatch import Backoff, DispatchStats, utc_now
 from kktmon.ticketing.notify_channels import Channel, EmailChannel, TelegramChannel
-from kktmon.ticketing.notify_store import Audience, Parcel
+from kktmon.ticketing.notify_rules import Audience
+from kktmon.ticketing.notify_store import Parcel
 from kktmon.ticketing.notify_text import compose
 from kktmon.ticketing.sinks import RetryLaterError
 from kktmon.ticketing.store import TicketStore

@@ -17,11 +17,14 @@ recipient for ``t`` or a nearer one (:func:`is_news`). So a worker that was down
 week sends the one message that is still true, not a backlog, and a projected date that
 wobbles back out never repeats an earlier warning. A deadline already past is not
 announced: a ticket is about it (``notify_tickets``).
+
+:class:`Audience` is the config's side of it: which client hears about a site, on which
+channels, and when a new message is due (at once, or in the next store-local digest).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -29,6 +32,7 @@ from typing import Any
 from kktmon.protocol.health import OFD_BLOCK_AFTER
 from kktmon.protocol.problems import BlockReason, deadline_of
 from kktmon.ticketing import text
+from kktmon.ticketing.notify_config import ClientConfig
 
 #: Deadlines a client is warned of, days ahead.
 DEADLINE_CAUSES = (BlockReason.FN_EXPIRY, BlockReason.FN_MEMORY_FULL, BlockReason.OFD_30_DAYS)
@@ -140,3 +144,27 @@ def matches_cause(problem: str, cause: str) -> bool:
 def register_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a register's facts a message quotes."""
     return {key: facts[key] for key in REGISTER_FACTS if facts.get(key) is not None}
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who is told about which site, and when: the config's clients, thresholds and
+    digest hour, with the site's zone (``[ticketing.closed_hours]``)."""
+
+    clients: Sequence[ClientConfig]
+    days: Sequence[int]
+    digest_at: time
+    zone_for: Callable[[str], tzinfo]
+
+    def client(self, site: str) -> ClientConfig | None:
+        return next((c for c in self.clients if site in c.sites and c.recipients()), None)
+
+    def sites(self) -> list[str]:
+        """Sites whose client has someone to tell."""
+        return sorted(site for c in self.clients if c.recipients() for site in c.sites)
+
+    def schedule(self, client: ClientConfig, site: str, now: datetime) -> tuple[datetime, Any]:
+        """When a new row is due and the digest it goes into (None: sent on its own)."""
+        if not client.digest:
+            return now, None
+        return next_digest(now, self.zone_for(site), self.digest_at)

@@ -21,13 +21,14 @@ rows of one digest together (:func:`claim`) and sends them as one message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Any
 
 from kktmon.ticketing import notify_rules as rules
 from kktmon.ticketing.notify_config import ClientConfig
+from kktmon.ticketing.notify_rules import Audience
 from kktmon.ticketing.store_db import Tx
 
 ERROR_MAX = 2000
@@ -41,30 +42,6 @@ _TS = ("block_at", "next_attempt_at", "claimed_until", "created_at", "sent_at")
 _DUE = (
     "((state = 'pending' AND next_attempt_at <= ?) OR (state = 'claimed' AND claimed_until <= ?))"
 )
-
-
-@dataclass(frozen=True)
-class Audience:
-    """Who is told about which site, and when: the config's clients, thresholds and
-    digest hour, with the site's zone (``[ticketing.closed_hours]``)."""
-
-    clients: Sequence[ClientConfig]
-    days: Sequence[int]
-    digest_at: time
-    zone_for: Callable[[str], tzinfo]
-
-    def client(self, site: str) -> ClientConfig | None:
-        return next((c for c in self.clients if site in c.sites and c.recipients()), None)
-
-    def sites(self) -> list[str]:
-        """Sites whose client has someone to tell."""
-        return sorted(site for c in self.clients if c.recipients() for site in c.sites)
-
-    def schedule(self, client: ClientConfig, site: str, now: datetime) -> tuple[datetime, Any]:
-        """When a new row is due and the digest it goes into (None: sent on its own)."""
-        if not client.digest:
-            return now, None
-        return rules.next_digest(now, self.zone_for(site), self.digest_at)
 
 
 def enqueue_deadline(
