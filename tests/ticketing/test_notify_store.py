@@ -16,7 +16,8 @@ from ticket_facts import raised
 from kktmon.protocol.errors import TicketStoreError
 from kktmon.protocol.health import Severity
 from kktmon.ticketing import notify_store, store_db
-from kktmon.ticketing.notify_dispatch import Notifier
+from kktmon.ticketing.config import parse_config
+from kktmon.ticketing.notify_dispatch import Notifier, build_notifier
 from kktmon.ticketing.notify_store import Notice
 from kktmon.ticketing.store import TicketStore, open_store
 
@@ -205,3 +206,13 @@ def test_a_version_2_store_upgrades_to_3(store_url: str, monkeypatch: pytest.Mon
         assert _notifier(store, store_url).scan(NOW) == 1  # the old register's state counts
     with open_store(store_url, now=NOW) as again:  # a second open changes nothing
         assert len(again.transact(notify_store.records)) == 1
+
+
+def test_a_worker_without_clients_runs_no_notifier(store: TicketStore, store_url: str) -> None:
+    bare = parse_config(f'[ticketing]\nstore = "{store_url}"\n', env={})
+    assert build_notifier(bare, store, "w1") is None and store.ticket_notices is None
+    plain = notify_config(store_url)
+    assert build_notifier(plain, store, "w1") is not None and store.ticket_notices is None
+    asked = notify_config(store_url, client="notify_tickets = true\n")
+    notifier = build_notifier(asked, store, "w1")
+    assert notifier is not None and store.ticket_notices == notifier.ticket_hook
