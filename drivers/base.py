@@ -36,6 +36,7 @@ from kktmon.protocol.errors import (
     KktmonError,
     LinkTimeoutError,
     MalformedAnswerError,
+    NoAnswerError,
     PortBusyError,
     ServerBusyError,
     ServerDownError,
@@ -234,6 +235,7 @@ _ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (PortBusyError, "PORT_BUSY"),
     (ServerDownError, "SERVER_DOWN"),
     (WrongRegisterError, "WRONG_REGISTER"),
+    (NoAnswerError, "NO_ANSWER"),  # before its base: alive on the line, the read unanswered
     (LinkTimeoutError, "TIMEOUT"),
     (TransportClosedError, "CLOSED"),
     (UnreachableError, "UNREACHABLE"),

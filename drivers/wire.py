@@ -36,6 +36,7 @@ on the line, so neither a dead cable nor a port held by the POS.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Collection
@@ -52,6 +53,7 @@ from kktmon.protocol.errors import (
     FrameError,
     KktmonError,
     LinkTimeoutError,
+    MalformedAnswerError,
     NoAnswerError,
     TransportClosedError,
     UnexpectedAnswerError,
@@ -64,8 +66,9 @@ T = TypeVar("T")
 #: How much of one link run :attr:`Session.heard` keeps: enough to tell control bytes
 #: from a frame, never a whole archive answer.
 HEARD_LIMIT = 512
-#: ``link.last_error`` of a read still unanswered when asked again.
-NO_ANSWER = "NO_ANSWER"
+log = logging.getLogger(__name__)
+
+
 #: What a vendor's link machine returns: an answer frame, an answer's bytes, a reply.
 A = TypeVar("A")
 
@@ -89,6 +92,11 @@ class Read(Generic[A, T]):
     def key(self) -> tuple[int, int | None]:
         """What "unsupported" is remembered by: a model lacks a command or a sub of it."""
         return (self.command, self.sub)
+
+
+def _name(read: Read[Any, Any]) -> str:
+    sub = f" {read.sub:02X}h" if read.sub is not None else ""
+    return f"{read.command:02X}h{sub}"
 
 
 class Session:
@@ -206,6 +214,7 @@ class WireDriver(Driver[Session], Generic[A]):
     ) -> None:
         self._transport_factory = transport_factory  # before setup(), which may wrap it
         self._unsupported: set[tuple[int, int | None]] = set()
+        self._invalid_logged: set[tuple[int, int | None]] = set()
         super().__init__(url, options, clock=clock)
 
     def _open_session(self) -> Session:
@@ -241,6 +250,17 @@ class WireDriver(Driver[Session], Generic[A]):
             if exc.code in self.degrade_codes:
                 return None
             raise
+        except MalformedAnswerError as exc:
+            # A framed answer whose content is odd (an impossible date, a short record):
+            # that one fact is null, counted and logged once; the poll stands.
+            self._count_invalid(read, exc)
+            return None
+
+    def _count_invalid(self, read: Read[A, Any], exc: MalformedAnswerError) -> None:
+        self.invalid_fields += 1
+        if read.key not in self._invalid_logged:
+            self._invalid_logged.add(read.key)
+            log.warning("%s: answer to %s read as null: %s", self.url, _name(read), exc)
 
     def _link_state(self, exc: KktmonError) -> LinkState:
         if isinstance(exc, NoAnswerError):
@@ -251,9 +271,6 @@ class WireDriver(Driver[Session], Generic[A]):
         if isinstance(exc, NoAnswerError):
             return BusyReason.NO_ANSWER
         return super()._busy_reason(exc)
-
-    def _error_code(self, exc: KktmonError) -> str:
-        return NO_ANSWER if isinstance(exc, NoAnswerError) else super()._error_code(exc)
 
     @abstractmethod
     def _exchange(self, session: Session, read: Read[A, Any]) -> A:
