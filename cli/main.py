@@ -20,23 +20,33 @@ naming the URL and what to check), 2 for bad command-line input or configuration
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 from kktmon.agent import cli as agent_cli
-from kktmon.demo import cli as demo_cli
-from kktmon.simulators import cli as simulators_cli
-from kktmon.ticketing import cli as ticketing_cli
 
-#: Each layer's commands, in the order ``kktmon --help`` lists them.
-LAYERS = (agent_cli, simulators_cli, demo_cli, ticketing_cli)
+#: The other layers' command modules, in the order ``kktmon --help`` lists them after the
+#: agent's commands. None of them is imported to run an agent command: ``kktmon agent``
+#: on a store PC would otherwise keep the ticketing, the simulators, the demo and the HTTP
+#: client resident for as long as it runs (issue 13, the agent's footprint).
+LAYERS = ("kktmon.simulators.cli", "kktmon.demo.cli", "kktmon.ticketing.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
     parser, sub = agent_cli.new_parser(__doc__.split("\n\n")[0])
-    for layer in LAYERS:
-        layer.add_commands(sub)
-    return agent_cli.run(parser, argv)
+    agent_cli.add_commands(sub)
+    if command_of(args) not in sub.choices:  # another layer's, --help, none or a typo
+        for module in LAYERS:
+            importlib.import_module(module).add_commands(sub)
+    return agent_cli.run(parser, args)
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word not starting with ``-`` (the global
+    options of :func:`kktmon.agent.cli.new_parser` are flags that take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 if __name__ == "__main__":
