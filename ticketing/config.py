@@ -34,6 +34,9 @@ passphrase of an encrypted ``tls_key_file``); ``KKTMON_SINK_<NAME>_SECRET`` (the
 upper-cased, other characters as ``_``) overrides a webhook's ``secret`` or an Okdesk
 sink's ``api_token``.
 
+``[console]`` and ``[[console.users]]`` (the web console, its logins and their scope) are
+described in :mod:`kktmon.ticketing.console_config`.
+
 ``[[clients]]`` and ``[notify]`` (who is told about their registers, over e-mail and
 Telegram) are described in :mod:`kktmon.ticketing.notify_config`; ``KKTMON_SMTP_PASSWORD``
 and ``KKTMON_TELEGRAM_TOKEN`` override their secrets. A store's local time zone (dates in
@@ -80,6 +83,7 @@ from kktmon.protocol.settings import (
     validate_config,
 )
 from kktmon.protocol.topics import check_level
+from kktmon.ticketing.console_config import ConsoleSection, check_users
 from kktmon.ticketing.hours import ClosedWindow, zone
 from kktmon.ticketing.notify_config import (
     ENV_SMTP_PASSWORD,
@@ -88,6 +92,7 @@ from kktmon.ticketing.notify_config import (
     NotifySection,
     check_clients,
 )
+from kktmon.ticketing.passwords import check_hash
 
 DEFAULT_STORE = "sqlite:////var/lib/kktmon/tickets.sqlite3"
 __all__ = ["ENV_MQTT_PASSWORD", "ConfigPath", "TicketingConfig", "load_config", "parse_config"]
@@ -315,6 +320,8 @@ class TicketingConfig(StrictModel):
     #: The centre's clients: their sites and contacts (:mod:`notify_config`).
     clients: list[ClientConfig] = Field(default_factory=list)
     notify: NotifySection = Field(default_factory=NotifySection)
+    #: The web console and its users (:mod:`console_config`).
+    console: ConsoleSection = Field(default_factory=ConsoleSection)
 
     @model_validator(mode="after")
     def _check_sinks(self) -> TicketingConfig:
@@ -323,6 +330,7 @@ class TicketingConfig(StrictModel):
         if duplicates:
             raise ValueError(f"sinks: duplicate name {', '.join(duplicates)} (set name = ...)")
         check_clients(self.clients, self.notify)
+        check_users(self.console, self.clients)
         return self
 
     def client_for(self, site: str) -> ClientConfig | None:
@@ -389,7 +397,33 @@ def _resolve_secrets(
     )
     sinks = [_sink_secret(sink, i, where, env) for i, sink in enumerate(config.sinks)]
     notify = _notify_secrets(config.notify, where, env)
-    return config.model_copy(update={"mqtt": mqtt, "sinks": sinks, "notify": notify})
+    console = _console_secrets(config.console, where)
+    update = {"mqtt": mqtt, "sinks": sinks, "notify": notify, "console": console}
+    return config.model_copy(update=update)
+
+
+def _console_secrets(console: ConsoleSection, where: Path) -> ConsoleSection:
+    """Each user's ``password_file`` read (and checked) into ``password_hash``; the
+    session secret read from its file."""
+    users = []
+    for i, user in enumerate(console.users):
+        if user.password_file is not None:
+            key = f"console.users[{i}].password_file"
+            encoded = _secret_file(user.password_file, where, key)
+            try:
+                check_hash(encoded)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {key}: the file {exc}") from None
+            users.append(user.model_copy(update={"password_hash": encoded}))
+        else:
+            users.append(user)
+    secret = console.session_secret
+    if console.session_secret_file is not None:
+        key = "console.session_secret_file"
+        secret = SecretStr(_secret_file(console.session_secret_file, where, key))
+        if len(secret.get_secret_value()) < 16:
+            raise ConfigError(f"{where}: {key}: the secret must be at least 16 characters")
+    return console.model_copy(update={"users": users, "session_secret": secret})
 
 
 def _notify_secrets(notify: NotifySection, where: Path, env: Mapping[str, str]) -> NotifySection:
