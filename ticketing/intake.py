@@ -37,7 +37,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kktmon.protocol.contract import AgentStatus, Event, EventKind
-from kktmon.protocol.health import FnPhase, Problem
+from kktmon.protocol.health import FnPhase, Problem, ShiftState
 from kktmon.protocol.problems import is_fn_scoped
 from kktmon.protocol.topics import ParsedTopic, Topics, check_level
 from kktmon.ticketing import lifecycle as lc
@@ -192,6 +192,12 @@ class _Ofd(_Lean):
     unsent_count: int | None = None
     first_unsent_number: int | None = None
     first_unsent_at: datetime | None = None
+    oldest_unsent_age_h: float | None = None
+
+
+class _Shift(_Lean):
+    state: ShiftState | None = None
+    opened_at: datetime | None = None
 
 
 class StoredState(_Lean):
@@ -203,6 +209,7 @@ class StoredState(_Lean):
     device: _Device
     fn: _Fn = _Fn()
     ofd: _Ofd = _Ofd()
+    shift: _Shift = _Shift()
     stale: bool = False
     last_good_at: datetime | None = None
     block_at: datetime | None = None
@@ -223,6 +230,7 @@ def state_facts(state: StoredState) -> dict[str, Scalar]:
         "inn": d.inn,
         "fn_serial": fn.serial,
         "fn_phase": fn.phase.name.value if fn.phase else None,
+        "shift_state": state.shift.state.value if state.shift.state else None,
         "block_reason": state.block_reason,
     }
     facts: dict[str, Scalar] = {
@@ -242,14 +250,17 @@ def state_facts(state: StoredState) -> dict[str, Scalar]:
             if abs(number) > _INT_MAX:
                 raise RejectedError(f"state.{key}: an integer beyond 64 bits")
             facts[key] = number
-    if fn.memory_used_pct is not None:
-        if not math.isfinite(fn.memory_used_pct):
-            raise RejectedError(f"state.fn_memory_used_pct: {fn.memory_used_pct} is not finite")
-        facts["fn_memory_used_pct"] = fn.memory_used_pct
+    age = ofd.oldest_unsent_age_h if ofd.unsent_count else None
+    for key, real in (("fn_memory_used_pct", fn.memory_used_pct), ("oldest_unsent_age_h", age)):
+        if real is not None:
+            if not math.isfinite(real):
+                raise RejectedError(f"state.{key}: {real} is not finite")
+            facts[key] = real
     first_unsent = ofd.first_unsent_at if ofd.unsent_count else None
     for key, when in (
         ("fn_valid_until", fn.valid_until),
         ("first_unsent_at", first_unsent),
+        ("shift_opened_at", state.shift.opened_at),
         ("block_at", state.block_at),
         ("taken_at", state.taken_at),
         ("last_good_at", state.last_good_at),
