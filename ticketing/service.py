@@ -15,6 +15,8 @@ restarts. Threads, each with one job, none allowed to die of one message:
 * the dispatcher delivers help-desk calls from the store's outbox to the sinks;
 * the notifier (when ``[[clients]]`` have contacts) finds thresholds crossed and delivers
   client messages from their outbox (:mod:`notify_dispatch`);
+* the history pruner deletes register history older than ``[console] history_days``,
+  one worker at a time under a lease (:mod:`history`);
 * the reconciler reads the retained alerts once at start (brokers never hand retained
   messages to shared subscriptions) and then, one worker at a time under a lease, every
   ``reconcile_interval_s`` (:mod:`reconcile`).
@@ -50,6 +52,7 @@ from kktmon.ticketing.calls import Sink
 from kktmon.ticketing.config import OkdeskSinkConfig, TicketingConfig, WebhookSinkConfig
 from kktmon.ticketing.dispatch import Backoff, Dispatcher
 from kktmon.ticketing.faults import Retry, Throttle
+from kktmon.ticketing.history import HistoryPruner
 from kktmon.ticketing.identity import Identity, claim
 from kktmon.ticketing.intake import Intake
 from kktmon.ticketing.notify_dispatch import build_notifier
@@ -136,6 +139,9 @@ class TicketingService:
         self.reconciler = Reconciler(
             config, self.store, self.intake, self.identity.client_id, utc_now
         )
+        self.pruner = HistoryPruner(
+            self.store, self.identity.client_id, config.console.history_days, clock=utc_now
+        )
         self.stop_event = threading.Event()
         self.reconciled = threading.Event()
         self.exit_code = EXIT_OK
@@ -162,6 +168,7 @@ class TicketingService:
             threading.Thread(target=self._tick_loop, name="ticketing ticker", daemon=True),
             threading.Thread(target=self._dispatch_loop, name="ticketing dispatcher", daemon=True),
             threading.Thread(target=self._reconcile_loop, name="ticketing reconciler", daemon=True),
+            threading.Thread(target=self._history_loop, name="ticketing history", daemon=True),
         ]
         if self.notifier is not None:
             self._threads.append(
@@ -346,6 +353,11 @@ class TicketingService:
         notifier = self.notifier
         while notifier is not None and not self.stop_event.is_set():
             self._guarded("notifier", lambda: notifier.run_forever(self.stop_event))
+            self.stop_event.wait(1.0)  # run_forever only returns by raising or stopping
+
+    def _history_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._guarded("history", lambda: self.pruner.run_forever(self.stop_event))
             self.stop_event.wait(1.0)  # run_forever only returns by raising or stopping
 
     def _reconcile_loop(self) -> None:

@@ -37,8 +37,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from kktmon.protocol.contract import AgentState
 from kktmon.protocol.errors import ConfigError, KktmonError, TicketStoreError
 from kktmon.protocol.problems import ProblemCode, Severity, is_fn_scoped
+from kktmon.ticketing import history, store_batch, store_calls, store_guards
 from kktmon.ticketing import lifecycle as lc
-from kktmon.ticketing import store_batch, store_calls, store_guards
 from kktmon.ticketing.calls import CallAction, HelpdeskCall
 from kktmon.ticketing.config import TicketingSection
 from kktmon.ticketing.store_batch import Batch
@@ -472,11 +472,17 @@ class TicketStore(abc.ABC):
 
     def record_states(self, states: Sequence[RegisterFacts]) -> None:
         """Upsert the newest facts of many registers in one transaction; older ones lose,
-        and a register new to a site at ``limits.registers_per_site`` is refused."""
+        and a register new to a site at ``limits.registers_per_site`` is refused. The
+        first state of an hour also goes to the register's history (:mod:`history`)."""
         if states:
             rows = [(st.site, st.kkt, st.facts, st.taken_at) for st in states]
             limit = self.policy.limits.registers_per_site
-            self._run(lambda tx: store_guards.record_devices(tx, rows, limit))
+
+            def work(tx: Tx) -> None:
+                store_guards.record_devices(tx, rows, limit)
+                history.record(tx, rows)
+
+            self._run(work)
 
     def device_facts(self, site: str, kkt: str) -> dict[str, Any] | None:
         """The newest recorded state facts of one register, if any worker recorded them."""

@@ -25,7 +25,7 @@ from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.lifecycle import Ticket
 from kktmon.ticketing.text import TicketFacts
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 T = TypeVar("T")
 
 
@@ -53,11 +53,19 @@ class Dialect(Protocol):
     arrays: bool
     #: The most rows one :meth:`rows` relation lists.
     rows_max: int
+    #: Appended to ``CREATE TABLE`` of a table read by its primary key alone: SQLite's
+    #: ``WITHOUT ROWID`` keeps the rows in the key's b-tree instead of a second copy.
+    clustered: str
 
     def sql(self, text: str) -> str: ...
     def rows(self, kinds: Sequence[str], count: int) -> str:
         """A relation of ``count`` rows of columns ``column1, column2, ...`` (kinds
         ``text``, ``json``, ``ts``, ``int``), to follow ``IN``, ``FROM`` or ``INSERT``."""
+
+    def fact(self, key: str, kind: str, column: str = "d.facts") -> str:
+        """An expression reading fact ``key`` of a JSON ``column``: ``text``, ``num``
+        (a JSON number, else NULL) or ``ts`` (an ISO timestamp, ordered as an instant).
+        ``key`` is a name from code, never from a request (:func:`fact_key`)."""
 
     def ts(self, value: datetime) -> Any: ...
     def read_ts(self, value: Any) -> datetime: ...
@@ -165,6 +173,14 @@ class Tx:
 
     def ts_or_none(self, value: Any) -> datetime | None:
         return None if value is None else self.d.read_ts(value)
+
+
+def fact_key(key: str) -> str:
+    """``key`` if it may be spliced into SQL as a fact name (lower-case letters, digits
+    and ``_``); ValueError otherwise."""
+    if not key or not all(c.islower() or c.isdigit() or c == "_" for c in key) or not key.isascii():
+        raise ValueError(f"not a fact name: {key!r}")
+    return key
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -305,14 +321,32 @@ CREATE UNIQUE INDEX IF NOT EXISTS notifications_once
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (state, next_attempt_at, id);
 """
 
+_HISTORY = """
+-- A few facts of every register, the first state of each hour (history.py), for the
+-- console's charts; kept [console] history_days, pruned register by register.
+CREATE TABLE IF NOT EXISTS register_history (
+    site TEXT NOT NULL,
+    kkt TEXT NOT NULL,
+    hour {ts} NOT NULL,
+    unsent_count INTEGER,
+    oldest_unsent_age_h REAL,
+    fn_days_left INTEGER,
+    fn_memory_used_pct REAL,
+    fn_documents_left INTEGER,
+    PRIMARY KEY (site, kkt, hour)
+){clustered};
+"""
+
 #: version -> statements; append, never edit a released one.
-MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _GUARDS, 3: _NOTIFICATIONS}
+MIGRATIONS: dict[int, str] = {1: _TABLES, 2: _GUARDS, 3: _NOTIFICATIONS, 4: _HISTORY}
 
 
 def _statements(script: str, d: Dialect) -> list[str]:
     body = "\n".join(
         line
-        for line in script.format(id=d.id_type, ts=d.ts_type, json=d.json_type).splitlines()
+        for line in script.format(
+            id=d.id_type, ts=d.ts_type, json=d.json_type, clustered=d.clustered
+        ).splitlines()
         if not line.lstrip().startswith("--")
     )
     return [stmt.strip() for stmt in body.split(";") if stmt.strip()]

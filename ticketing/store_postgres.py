@@ -22,7 +22,7 @@ from typing import Any
 from kktmon.protocol.errors import ConfigError, TicketStoreError
 from kktmon.ticketing.config import TicketingSection
 from kktmon.ticketing.store import TicketStore
-from kktmon.ticketing.store_db import Tx
+from kktmon.ticketing.store_db import Tx, fact_key
 
 try:
     import psycopg
@@ -38,7 +38,13 @@ CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK_KEY = 0x6B6B746D  # "kktm"
 
 
-_ARRAY = {"text": "text", "json": "text", "ts": "timestamptz", "int": "bigint"}
+_ARRAY = {
+    "text": "text",
+    "json": "text",
+    "ts": "timestamptz",
+    "int": "bigint",
+    "real": "double precision",
+}
 
 
 class PostgresDialect:
@@ -59,6 +65,7 @@ class PostgresDialect:
     )
     arrays = True
     rows_max = 100_000
+    clustered = ""
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
@@ -72,6 +79,16 @@ class PostgresDialect:
             for name, kind in zip(names, kinds, strict=True)
         )
         return f"SELECT {values} FROM unnest({arrays}) AS u({', '.join(names)})"
+
+    def fact(self, key: str, kind: str, column: str = "d.facts") -> str:
+        name = fact_key(key)
+        if kind == "num":  # a fact of another type is no number (the cast would fail)
+            return (
+                f"CASE WHEN jsonb_typeof({column} -> '{name}') = 'number'"
+                f" THEN ({column} ->> '{name}')::numeric END"
+            )
+        value = f"({column} ->> '{name}')"
+        return f"{value}::timestamptz" if kind == "ts" else value
 
     def ts(self, value: datetime) -> datetime:
         if value.tzinfo is None:

@@ -19,7 +19,7 @@ from typing import Any
 from kktmon.protocol.errors import TicketStoreError
 from kktmon.ticketing.config import TicketingSection
 from kktmon.ticketing.store import TicketStore
-from kktmon.ticketing.store_db import Tx, marks
+from kktmon.ticketing.store_db import Tx, fact_key, marks
 
 BUSY_TIMEOUT_MS = 10_000
 #: ``RETURNING`` (3.35) and upserts on partial indexes are used throughout.
@@ -38,12 +38,18 @@ class SqliteDialect:
     key_locks = ""
     arrays = False
     rows_max = 250  # x columns: far below SQLITE_MAX_VARIABLE_NUMBER (32766)
+    clustered = " WITHOUT ROWID"
 
     def sql(self, text: str) -> str:
         return text
 
     def rows(self, kinds: Sequence[str], count: int) -> str:
         return "VALUES " + marks(count, len(kinds))
+
+    def fact(self, key: str, kind: str, column: str = "d.facts") -> str:
+        value = f"json_extract({column}, '$.{fact_key(key)}')"
+        # julianday() reads the offset (+03:00, Z), so instants order across zones.
+        return f"julianday({value})" if kind == "ts" else value
 
     def ts(self, value: datetime) -> str:
         if value.tzinfo is None:

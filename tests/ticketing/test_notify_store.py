@@ -15,7 +15,7 @@ from ticket_facts import raised
 
 from kktmon.protocol.errors import TicketStoreError
 from kktmon.protocol.health import Severity
-from kktmon.ticketing import notify_store, store_db
+from kktmon.ticketing import history, notify_store, store_db
 from kktmon.ticketing.config import parse_config
 from kktmon.ticketing.notify_dispatch import Notifier, build_notifier
 from kktmon.ticketing.notify_store import Notice
@@ -196,13 +196,14 @@ def test_a_version_2_store_upgrades_to_3(store_url: str, monkeypatch: pytest.Mon
     with monkeypatch.context() as patch:
         patch.setattr(store_db, "SCHEMA_VERSION", 2)
         patch.setattr(store_db, "MIGRATIONS", {v: store_db.MIGRATIONS[v] for v in (1, 2)})
+        patch.setattr(history, "record", lambda tx, rows: None)  # schema 4's, not 2's
         with open_store(store_url, now=NOW) as old:
             record(old, drive_facts(ENDS))
             with pytest.raises(TicketStoreError):  # version 2 has no notifications
                 old.transact(notify_store.records)
     with open_store(store_url, now=NOW) as store:
         version = store.transact(lambda tx: tx.one("SELECT MAX(version) FROM schema_version"))
-        assert version is not None and version[0] == 3 == store_db.SCHEMA_VERSION
+        assert version is not None and version[0] == store_db.SCHEMA_VERSION >= 3
         assert _notifier(store, store_url).scan(NOW) == 1  # the old register's state counts
     with open_store(store_url, now=NOW) as again:  # a second open changes nothing
         assert len(again.transact(notify_store.records)) == 1
