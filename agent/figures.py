@@ -33,6 +33,7 @@ class AgentFigures:
         self._durations: dict[str, deque[float]] = {}
         self.polls = 0
         self.failed_polls = 0
+        self._invalid_fields: dict[str, int] = {}
 
     def record_poll(self, device: str, duration_ms: float, failed: bool) -> None:
         with self._lock:
@@ -40,12 +41,19 @@ class AgentFigures:
             self.polls += 1
             self.failed_polls += int(failed)
 
+    def record_invalid_fields(self, device: str, total: int) -> None:
+        """The driver's running count of answer fields read as null (since start)."""
+        if total:
+            with self._lock:
+                self._invalid_fields[device] = total
+
     def snapshot(
         self, started_at: datetime, session: int, outbox: OutboxStats, publisher: PublisherStats
     ) -> AgentHealth:
         with self._lock:
             durations = {k: round(median(v), 1) for k, v in self._durations.items() if v}
             polls, failed = self.polls, self.failed_polls
+            invalid = dict(self._invalid_fields)
         cpu = os.times()
         now = local_now()
         return AgentHealth(
@@ -57,6 +65,7 @@ class AgentFigures:
             polls=polls,
             failed_polls=failed,
             poll_median_ms=durations,
+            invalid_fields=invalid,
             outbox_depth=outbox.depth,
             outbox_oldest_age_s=outbox.oldest_age_s,
             outbox_bytes=outbox.bytes,

@@ -81,7 +81,10 @@ class DevicePoller(threading.Thread):
 
     def poll(self) -> HealthSnapshot:
         with self.port_lock:
-            return self.driver.read_health()
+            snapshot = self.driver.read_health()
+        # Fields read as null (one odd field never loses a poll) are counted, not hidden.
+        self.service.figures.record_invalid_fields(self.device.label, self.driver.invalid_fields)
+        return snapshot
 
     def run(self) -> None:
         interval = self.device.poll_interval_s or self.service.config.agent.poll_interval_s

@@ -62,6 +62,8 @@ def servers() -> Iterator[tuple[HttpFakeServer[AtolWebApp], HttpFakeServer[Kkmse
         HttpFakeServer(AtolWebApp(atol_state)) as atol,
         HttpFakeServer(KkmserverApp(shtrih_state)) as kkm,
     ):
+        # One odd field, as a real server may send: read as null and counted, not a lost poll.
+        kkm.app.info_overrides = {"NameOrganization": 42}
         yield atol, kkm
 
 
@@ -112,6 +114,12 @@ def _check_publishing(
     assert shtrih_state.device.transport == "kkmserver+http"
     watcher.wait_topic(f"{atol_kkt}/alert/FN_EXPIRING", lambda s: bool(s.payload), timeout=15)
     watcher.wait_topic(f"{shtrih_kkt}/alert/OFD_QUEUE_STALE", lambda s: bool(s.payload))
+    health = watcher.wait_topic(
+        f"{ROOT}/agent/health",
+        lambda s: json.loads(s.payload).get("invalid_fields", {}).get("till-2", 0) >= 1,
+        timeout=15,
+    )
+    assert "till-1" not in json.loads(health.payload)["invalid_fields"]
 
     atol.app.blocked_reason = "connectionError"
     kkm.app.queued_polls = 1000
