@@ -185,8 +185,9 @@ class TicketStore(abc.ABC):
     # --- what a backend provides -------------------------------------------------
 
     @abc.abstractmethod
-    def _transaction(self) -> AbstractContextManager[Tx]:
-        """Begin (taking the write lock where the database has one), commit or roll back."""
+    def _transaction(self, read_only: bool = False) -> AbstractContextManager[Tx]:
+        """Begin (taking the write lock where the database has one), commit or roll back;
+        ``read_only``: one consistent snapshot that takes no write lock."""
 
     @abc.abstractmethod
     def _retryable(self, exc: Exception) -> bool:
@@ -207,10 +208,10 @@ class TicketStore(abc.ABC):
 
     # --- the transaction runner --------------------------------------------------
 
-    def _run(self, work: Callable[[Tx], T]) -> T:
+    def _run(self, work: Callable[[Tx], T], read_only: bool = False) -> T:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self._lock, self._transaction() as tx:
+                with self._lock, self._transaction(read_only) as tx:
                     return work(tx)
             except LostRaceError:
                 log.debug("lost a race on a ticket key; reading again (attempt %d)", attempt)
@@ -234,6 +235,11 @@ class TicketStore(abc.ABC):
         """Run ``work`` in one transaction, retried on lost races and busy databases: for
         modules that keep their own tables (:mod:`notify_store`)."""
         return self._run(work)
+
+    def read(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one read-only transaction: a consistent snapshot for all its
+        statements that holds no writer back (the console's pages, :mod:`fleet_store`)."""
+        return self._run(work, read_only=True)
 
     # --- facts -------------------------------------------------------------------
 

@@ -142,10 +142,12 @@ class PostgresTicketStore(TicketStore):
             raise TicketStoreError(f"{self.label}: cannot connect: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[Tx]:
+    def _transaction(self, read_only: bool = False) -> Iterator[Tx]:
         if self._conn.closed or self._conn.broken:
             self._conn = self._connect()
         with self._conn.transaction():
+            if read_only:  # one snapshot for every statement (a page and its count agree)
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield Tx(self._conn, self._dialect)
 
     def _retryable(self, exc: Exception) -> bool:

@@ -123,8 +123,9 @@ class SqliteTicketStore(TicketStore):
             raise TicketStoreError(f"{self.path}: cannot use the ticket store: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[Tx]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, read_only: bool = False) -> Iterator[Tx]:
+        # A deferred BEGIN reads one WAL snapshot and never takes the write lock.
+        self._db.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
         try:
             yield Tx(self._db, self._dialect)
             self._db.execute("COMMIT")
