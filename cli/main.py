@@ -13,6 +13,8 @@ Commands::
     kktmon ticketing    --config FILE --retire [--client-id ID]   end a worker's session
     kktmon tickets      --config FILE [--json]           open and recent tickets
     kktmon tickets      --config FILE --refused [--json] what the limits refused
+    kktmon console      --config FILE                    the web console and client portal
+    kktmon console hash-password                         a password's hash for the config
 
 Exit status: 0 when the register answered, 1 when it did not (with one line on stderr
 naming the URL and what to check), 2 for bad command-line input or configuration.
@@ -30,7 +32,12 @@ from kktmon.agent import cli as agent_cli
 #: agent's commands. None of them is imported to run an agent command: ``kktmon agent``
 #: on a store PC would otherwise keep the ticketing, the simulators, the demo and the HTTP
 #: client resident for as long as it runs (issue 13, the agent's footprint).
-LAYERS = ("kktmon.simulators.cli", "kktmon.demo.cli", "kktmon.ticketing.cli")
+LAYERS = (
+    "kktmon.simulators.cli",
+    "kktmon.demo.cli",
+    "kktmon.ticketing.cli",
+    "kktmon.console.cli",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
