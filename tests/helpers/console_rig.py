@@ -55,13 +55,18 @@ def users_toml(
 
 
 def console_config(
-    path: Path, store_url: str, base: str = "", port: int | None = None, **users: str
+    path: Path,
+    store_url: str,
+    base: str = "",
+    port: int | None = None,
+    acme_sites: tuple[str, ...] = ACME_SITES,
 ) -> Path:
     """``base`` (another config's text, e.g. the ticketing rig's) plus ``[console]`` on a
     free port and :func:`users_toml`; written to ``path``."""
     port = port or free_port()
     head = base or f'[ticketing]\nstore = "{store_url}"\n'
-    text = f'{head}\n[console]\nlisten = "127.0.0.1:{port}"\nsla_margin_h = 24\n' + users_toml()
+    console = f'\n[console]\nlisten = "127.0.0.1:{port}"\nsla_margin_h = 24\n'
+    text = head + console + users_toml(acme_sites)
     path.write_text(text, encoding="utf-8")
     return path
 
