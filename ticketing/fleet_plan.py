@@ -12,11 +12,15 @@ Each item carries the drive to bring exactly as a ticket's text suggests it
 (:func:`~.text.replacement_hint`: the model the register names, else the type read
 from the serial, else the rule for choosing), and that suggestion is the type the
 per-site counts group by: the purchasing department buys what the engineers are told.
+
+:func:`read_candidates` asks the store (one transaction, the same SQL on both stores):
+registers whose drive date or drive deadline may fall in the horizon (a scan of
+``devices`` reading seven facts, not whole states), and live drive tickets.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,9 +28,11 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from kktmon.protocol.problems import BlockReason
+from kktmon.protocol.problems import NEW_FN_CODES, BlockReason
 from kktmon.ticketing.fleet import as_date, as_text, client_of
 from kktmon.ticketing.notify_config import ClientConfig
+from kktmon.ticketing.store_batch import devices_facts
+from kktmon.ticketing.store_db import Tx
 from kktmon.ticketing.text import Scalar, parse_time, replacement_hint
 
 #: Block reasons that a new drive ends (besides the drive's end date).
@@ -163,3 +169,50 @@ def _item(
         week=monday(max(block_at, now).astimezone(UTC).date()),
         suggested_fn_type=replacement_hint(snap, dict(problem)),
     )
+
+
+# --- what the store gives -----------------------------------------------------------------
+
+
+def read_candidates(tx: Tx, sites: frozenset[str] | None, horizon: str) -> list[Candidate]:
+    """Registers whose state names a drive deadline or whose validity ends by
+    ``horizon`` (a date), and registers with live tickets asking for a drive."""
+    d = tx.d
+    in_sites, site_params = sites_in("d.site", sites)
+    reasons = ", ".join("?" for _ in DRIVE_REASONS)
+    names = ("vendor", "model", "serial", "fn_serial", "fn_valid_until", "block_at")
+    columns = ", ".join(d.fact(name, "text") for name in (*names, "block_reason"))
+    rows = tx.all(
+        f"SELECT d.site, d.kkt, {columns} FROM devices d WHERE {in_sites}"
+        f" AND ({d.fact('fn_valid_until', 'text')} <= ?"
+        f" OR {d.fact('block_reason', 'text')} IN ({reasons}))",
+        *site_params,
+        horizon,
+        *DRIVE_REASONS,
+    )
+    facts = {
+        (str(r[0]), str(r[1])): dict(zip((*names, "block_reason"), r[2:], strict=True))
+        for r in rows
+    }
+    drives: dict[tuple[str, str], list[tuple[str, datetime | None, dict[str, Any]]]]
+    drives = defaultdict(list)
+    in_ticket_sites, ticket_params = sites_in("site", sites)
+    codes = sorted(NEW_FN_CODES)
+    for site, kkt, code, block_at, problem_facts in tx.all(
+        "SELECT site, kkt, problem, block_at, facts FROM tickets WHERE state <> 'resolved'"
+        f" AND problem IN ({', '.join('?' for _ in codes)}) AND {in_ticket_sites}",
+        *codes,
+        *ticket_params,
+    ):
+        problem = tx.d.read_json(problem_facts).get("problem", {})
+        drives[(str(site), str(kkt))].append((str(code), tx.ts_or_none(block_at), problem))
+    facts |= devices_facts(tx, sorted(set(drives) - set(facts)))
+    keys = sorted(set(facts) | set(drives))
+    return [Candidate(s, k, facts.get((s, k), {}), drives.get((s, k), [])) for s, k in keys]
+
+
+def sites_in(column: str, sites: frozenset[str] | None) -> tuple[str, list[object]]:
+    """``column IN (?, ...)`` of ``sites``, or TRUE for every site."""
+    if sites is None:
+        return "TRUE", []
+    return f"{column} IN ({', '.join('?' for _ in sites)})", list(sorted(sites))

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kktmon.protocol.problems import NEW_FN_CODES, Severity
+from kktmon.protocol.problems import Severity
 from kktmon.ticketing import history
 from kktmon.ticketing.console_config import ConsoleSection
 from kktmon.ticketing.fleet import (
@@ -40,7 +40,7 @@ from kktmon.ticketing.fleet import (
     register_row,
     ticket_view,
 )
-from kktmon.ticketing.fleet_plan import DRIVE_REASONS, Candidate, Plan, build_plan
+from kktmon.ticketing.fleet_plan import Plan, build_plan, read_candidates, sites_in
 from kktmon.ticketing.fleet_tickets import get_ticket, list_tickets, register_tickets
 from kktmon.ticketing.lifecycle import TicketState
 from kktmon.ticketing.notify_config import ClientConfig
@@ -166,58 +166,8 @@ def plan(
     if sites is not None and not sites:
         return build_plan([], days, now, clients)
     horizon = (now + timedelta(days=days)).astimezone(UTC).date().isoformat()
-    return build_plan(store.read(lambda tx: _candidates(tx, sites, horizon)), days, now, clients)
-
-
-def _candidates(tx: Tx, sites: frozenset[str] | None, horizon: str) -> list[Candidate]:
-    """Registers whose state names a drive deadline or whose validity ends by
-    ``horizon`` (a date), and registers with live tickets asking for a drive."""
-    d = tx.d
-    in_sites, site_params = _in("d.site", sites)
-    reasons = ", ".join("?" for _ in DRIVE_REASONS)
-    names = ("vendor", "model", "serial", "fn_serial", "fn_valid_until", "block_at")
-    columns = ", ".join(d.fact(name, "text") for name in (*names, "block_reason"))
-    rows = tx.all(
-        f"SELECT d.site, d.kkt, {columns} FROM devices d WHERE {in_sites}"
-        f" AND ({d.fact('fn_valid_until', 'text')} <= ?"
-        f" OR {d.fact('block_reason', 'text')} IN ({reasons}))",
-        *site_params,
-        horizon,
-        *DRIVE_REASONS,
-    )
-    facts = {
-        (str(r[0]), str(r[1])): dict(zip((*names, "block_reason"), r[2:], strict=True))
-        for r in rows
-    }
-    drives: dict[tuple[str, str], list[tuple[str, datetime | None, dict[str, Any]]]]
-    drives = defaultdict(list)
-    in_ticket_sites, ticket_params = _in("site", sites)
-    codes = sorted(NEW_FN_CODES)
-    for site, kkt, code, block_at, problem_facts in tx.all(
-        "SELECT site, kkt, problem, block_at, facts FROM tickets WHERE state <> 'resolved'"
-        f" AND problem IN ({', '.join('?' for _ in codes)}) AND {in_ticket_sites}",
-        *codes,
-        *ticket_params,
-    ):
-        problem = tx.d.read_json(problem_facts).get("problem", {})
-        drives[(str(site), str(kkt))].append((str(code), tx.ts_or_none(block_at), problem))
-    missing = sorted(set(drives) - set(facts))
-    for chunk in chunks(missing, 200):
-        for key, found in _device_facts(tx, chunk).items():
-            facts[key] = found
-    keys = sorted(set(facts) | set(drives))
-    return [Candidate(s, k, facts.get((s, k), {}), drives.get((s, k), [])) for s, k in keys]
-
-
-def _device_facts(
-    tx: Tx, registers: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for site, kkt in registers:
-        row = tx.one("SELECT facts FROM devices WHERE site = ? AND kkt = ?", site, kkt)
-        if row is not None:
-            found[(site, kkt)] = tx.d.read_json(row[0])
-    return found
+    found = store.read(lambda tx: read_candidates(tx, sites, horizon))
+    return build_plan(found, days, now, clients)
 
 
 # --- pieces ------------------------------------------------------------------------------
@@ -238,17 +188,10 @@ def _sites(
     return sites
 
 
-def _in(column: str, sites: frozenset[str] | None) -> tuple[str, list[object]]:
-    """``column IN (?, ...)`` of ``sites``, or TRUE for every site."""
-    if sites is None:
-        return "TRUE", []
-    return f"{column} IN ({', '.join('?' for _ in sites)})", list(sorted(sites))
-
-
 def _register_filter(
     tx: Tx, query: RegisterQuery, sites: frozenset[str] | None
 ) -> tuple[str, list[object]]:
-    where, params = _in("d.site", sites)
+    where, params = sites_in("d.site", sites)
     clauses, values = [where], list(params)
     if query.vendor is not None:
         clauses.append(f"{tx.d.fact('vendor', 'text')} = ?")

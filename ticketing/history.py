@@ -4,24 +4,32 @@ The store keeps five facts of every register (unsent OFD documents and the oldes
 age, FN days left, FN memory used, FN documents left) in ``register_history``, keyed by
 (site, kkt, hour): the first state of each hour, written by :func:`record` in the same
 transaction that writes the register's newest state to ``devices``, as an
-``INSERT ... ON CONFLICT DO NOTHING``. A register reporting every minute costs one key
-probe per state and one row per hour; a register refused by ``registers_per_site`` (not
-in ``devices``) has no history. Rows older than ``[console] history_days`` are deleted by
-one worker at a time under the ``history`` lease (:class:`HistoryPruner`), a batch of
-registers per transaction, walking the primary key (no second index to keep up).
+``INSERT ... ON CONFLICT DO NOTHING``. A register reporting every minute costs one row
+an hour; the other 59 states of the hour skip the insert in the worker that wrote it
+(:class:`HourCache`: probing the key for each of them halved the store's state rate). A
+register refused by ``registers_per_site`` (not in ``devices``) has no history. Rows
+older than ``[console] history_days`` are deleted by one worker at a time under the
+``history`` lease (:class:`HistoryPruner`), a batch of registers per transaction, along
+the primary key (no second index on the hour to keep up on every insert).
 
-What it costs at 100,000 registers (``benchmarks/history.py`` measures the per-row
-figures; its output is quoted in the README and the closing note):
+What it costs at 100,000 registers and 90 days (``benchmarks/history.py`` measured the
+bytes per row on 5,000 registers x 120 hours, 600,000 rows, and extrapolates):
 
-* rows: 100,000 x 24 = 2.4 million a day; 216 million for 90 days;
-* PostgreSQL: a heap row is 88 bytes plus a 4-byte line pointer (24 header, 8 hour,
-  5 x 4 values, site and kkt texts of ~10 and ~20 characters), ~92 bytes; the primary
-  key's b-tree ~60-75 bytes a row (filled 70-90 %: each register's keys grow at their
-  own end). About 160 bytes a row measured: ~35 GB for 90 days, ~380 MB a day;
-* SQLite (``WITHOUT ROWID``: the rows live in the key's b-tree, timestamps as 32-byte
-  text): about 110 bytes a row measured: ~24 GB for 90 days;
-* writes: ~28 rows a second on average (100,000 an hour, in a burst at each hour's turn
-  when every register's first state of the hour lands); pruning deletes as many.
+* rows: 100,000 x 24 = 2.4 million a day, 216 million kept;
+* PostgreSQL: 161 bytes a row. The heap row is 88 bytes and a 4-byte line pointer (a
+  24-byte header, the 8-byte hour, five 4-byte values, site and kkt of ~10 and ~17
+  characters): 92; the primary key's b-tree (site, kkt, hour) 69 (its entries ~52 bytes,
+  pages ~75 % full: every register's keys grow at their own end of the tree). 370 MiB a
+  day, 32 GiB for 90 days;
+* SQLite: 105 bytes a row (``WITHOUT ROWID``: the rows are the key's b-tree, stored
+  once; the hour is 32 characters of text, as every timestamp there). 240 MiB a day,
+  21 GiB for 90 days;
+* writes: 100,000 rows an hour, most in the minutes after the hour turns (each
+  register's first state of it): measured 43,000 rows/s on PostgreSQL and 31,000 on
+  SQLite, so the burst takes a few seconds of a worker; a state within the hour costs
+  nothing more (36,600 states/s through ``record_states`` with history, 38,100 without);
+  the first state of an hour halves that rate (19,000/s) for that state alone;
+* pruning: the same 100,000 rows an hour, deleted at over 1 million rows/s.
 
 A centre that needs less keeps fewer days (``history_days = 30``: a third).
 """
@@ -123,6 +131,33 @@ def _real(value: object) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) and abs(number) <= _REAL_MAX else None
+
+
+class HourCache:
+    """The hours this process has written a point for, per register: a later state of
+    the same hour skips the insert (most states: one a minute) instead of probing the
+    key. Bounded: full, it starts over (a probe each, then remembered again). Another
+    worker's point is not known here: its first state of that hour probes once."""
+
+    def __init__(self, size: int = 500_000) -> None:
+        self.size = size
+        self._hours: dict[tuple[str, str], datetime] = {}
+
+    def due(self, states: Sequence[StateRow]) -> list[StateRow]:
+        """The states of an hour later than the last one written for their register."""
+        hours = self._hours
+        return [
+            s for s in states if (last := hours.get((s[0], s[1]))) is None or hour_of(s[3]) > last
+        ]
+
+    def remember(self, states: Sequence[StateRow]) -> None:
+        """After the commit: these registers have a point for these hours."""
+        if len(self._hours) + len(states) > self.size:
+            self._hours.clear()
+        for site, kkt, _, taken_at in states:
+            hour = hour_of(taken_at)
+            if hour > self._hours.get((site, kkt), hour - timedelta(hours=1)):
+                self._hours[(site, kkt)] = hour
 
 
 def record(tx: Tx, states: Sequence[StateRow]) -> None:

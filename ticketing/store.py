@@ -181,6 +181,7 @@ class TicketStore(abc.ABC):
         #: Writes client notices about a ticket change in its transaction, given the
         #: ticket as written and its help-desk actions (:mod:`notify_store`); None: none.
         self.ticket_notices: TicketNotices | None = None
+        self._history_hours = history.HourCache()
 
     # --- what a backend provides -------------------------------------------------
 
@@ -483,12 +484,15 @@ class TicketStore(abc.ABC):
         if states:
             rows = [(st.site, st.kkt, st.facts, st.taken_at) for st in states]
             limit = self.policy.limits.registers_per_site
+            hourly = self._history_hours.due(rows)
 
             def work(tx: Tx) -> None:
                 store_guards.record_devices(tx, rows, limit)
-                history.record(tx, rows)
+                if hourly:
+                    history.record(tx, hourly)
 
             self._run(work)
+            self._history_hours.remember(hourly)
 
     def device_facts(self, site: str, kkt: str) -> dict[str, Any] | None:
         """The newest recorded state facts of one register, if any worker recorded them."""

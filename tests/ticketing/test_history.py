@@ -137,3 +137,25 @@ def test_a_version_3_store_upgrades_to_4(store_url: str, monkeypatch: pytest.Mon
         assert [(p.at, p.unsent_count) for p in points(store)] == [(T0 + HOUR, 5)]
     with open_store(store_url, now=T0 + 2 * HOUR) as again:  # a second open changes nothing
         assert len(points(again)) == 1
+
+
+def test_a_worker_skips_the_insert_for_an_hour_it_wrote(make_store: StoreFactory) -> None:
+    worker, other = make_store(), make_store()
+    worker.record_states([state(T0 + MINUTE, 1)])
+    worker.transact(lambda tx: tx.run("DELETE FROM register_history"))
+    worker.record_states([state(T0 + 2 * MINUTE, 2)])  # this hour is written: no insert
+    assert points(worker) == []
+    other.record_states([state(T0 + 3 * MINUTE, 3)])  # another worker does not know it
+    assert [p.unsent_count for p in points(worker)] == [3]
+    worker.record_states([state(T0 + HOUR, 4), state(T0 - HOUR, 5)])  # a new hour; a late one
+    assert [p.unsent_count for p in points(worker)] == [3, 4]
+
+
+def test_the_hour_cache_is_bounded() -> None:
+    cache = history.HourCache(size=3)
+    rows: list[history.StateRow] = [("s", f"k{n}", {}, T0) for n in range(3)]
+    assert cache.due(rows) == rows
+    cache.remember(rows)
+    assert cache.due(rows) == [] and cache.due([("s", "k0", {}, T0 + HOUR)])
+    cache.remember([("s", "k9", {}, T0)])  # over the size: starts over
+    assert cache.due(rows) == rows
