@@ -10,6 +10,8 @@ It starts, all on loopback and under one temporary folder:
 * ``kktmon ticketing`` as a child process, SQLite store, 1 s hold-down, 2 s grace,
   AGENT_LOST after 2 s, no closed hours, calling a demo help desk
   (:mod:`kktmon.demo.helpdesk`); the demo reads the same store to show what it records;
+* ``kktmon console`` on the same store, its URL and two users' passwords printed
+  (:mod:`kktmon.demo.console`);
 
 then plays :data:`kktmon.demo.script.SCRIPT` (an FN running out, an OFD queue going
 stale, paper out, a register unplugged, a driver server's queue blocked, the agent and
@@ -35,6 +37,7 @@ from pathlib import Path
 from types import FrameType
 
 from kktmon.demo.broker import EmbeddedBroker
+from kktmon.demo.console import DemoConsole
 from kktmon.demo.helpdesk import SECRET, DemoHelpdesk
 from kktmon.demo.report import TicketWatch, summary, verify
 from kktmon.demo.script import AGENT, SCRIPT, TILLS, Expect
@@ -84,6 +87,7 @@ class Demo:
             self.plug(till)
             stack.callback(self.unplug, till)
         self.agent_config = self._write_agent_config()
+        self.console = DemoConsole(folder, SITE)
         self.ticketing_config = self._write_ticketing_config()
         config = load_config(self.ticketing_config)
         # The demo's own reader of the store the ticketing writes (created here, first).
@@ -96,6 +100,8 @@ class Demo:
         self.ticketing_starts = 0
         self.start_ticketing()
         stack.callback(self.stop_ticketing)
+        self.console.start(self.ticketing_config)
+        stack.callback(self.console.stop)
         self.agent_log = folder / "agent.log"
         self.agent: subprocess.Popen[bytes] | None = None
         self.start_agent()
@@ -208,7 +214,9 @@ class Demo:
             ("ticketing", f"kktmon ticketing, pid {ticketing}: SQLite in {self.folder}"),
             ("", f"opens after {OPEN_AFTER_S:.0f} s, resolves after {RESOLVE_AFTER_S:.0f} s"),
             ("help desk", self.helpdesk.url),
+            *self.console.lines(),
         ]
+        self.console.wait_up()
         print("kktmon demo: a shop (simulated registers, the agent) and a service centre")
         print("(the ticketing, a help desk), on a fast clock: the agent polls every 0.5 s.")
         for what, text in rows:
@@ -277,6 +285,7 @@ class Demo:
             env = f"KKTMON_CONNECTION_PASSWORD=$(cat {secret}) " if secret else ""
             print(f"  {env}kktmon status --vendor {vendor} --url '{url}'    # {till}")
         print(f"  kktmon tickets --config {self.ticketing_config}")
+        print(f"  open {self.console.url} in a browser ({self.console.logins()})")
         print(f"  kktmon outbox --config {self.agent_config}")
         print("Ctrl-C stops it all.", flush=True)
         while True:
@@ -338,7 +347,7 @@ class Demo:
             secret=_q(SECRET),
         )
         path = self.folder / "ticketing.toml"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text + self.console.config(), encoding="utf-8")
         return path
 
 

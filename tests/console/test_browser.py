@@ -118,7 +118,7 @@ def test_an_engineer_sees_the_fleet_opens_a_register_and_reads_the_plan(
     charts = b.page.locator("#charts svg.chart")
     assert charts.count() == 4
     assert charts.first.locator("polyline").count() >= 1
-    assert charts.first.bounding_box()["height"] > 50  # type: ignore[index]
+    assert charts.first.bounding_box()["height"] > 50
     assert "9960440300000003" in b.page.locator("#identity").inner_text()
 
     b.page.click("text=Replacement plan")
