@@ -199,6 +199,11 @@ def client_of(site: str, clients: Iterable[ClientConfig]) -> ClientConfig | None
     return next((c for c in clients if site in c.sites), None)
 
 
+def clients_by_site(clients: Iterable[ClientConfig]) -> dict[str, ClientConfig]:
+    """Each listed site's client (a site has at most one: the config is checked)."""
+    return {site: client for client in clients for site in client.sites}
+
+
 def register_row(
     site: str,
     kkt: str,
@@ -249,12 +254,12 @@ def register_row(
 def ticket_view(
     ticket: Ticket,
     *,
-    clients: Sequence[ClientConfig],
+    owners: Mapping[str, ClientConfig],
     now: datetime,
     console: ConsoleSection,
 ) -> TicketView:
-    """A stored ticket as the console lists it."""
-    client = client_of(ticket.site, clients)
+    """A stored ticket as the console lists it (``owners``: :func:`clients_by_site`)."""
+    client = owners.get(ticket.site)
     margin = timedelta(hours=console.sla_margin_h)
     live = ticket.state is not TicketState.RESOLVED
     inside = live and ticket.block_at is not None and ticket.block_at - now < margin

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from kktmon.protocol.problems import NEW_FN_CODES, BlockReason
-from kktmon.ticketing.fleet import as_date, as_text, client_of
+from kktmon.ticketing.fleet import as_date, as_text, clients_by_site
 from kktmon.ticketing.notify_config import ClientConfig
 from kktmon.ticketing.store_batch import devices_facts
 from kktmon.ticketing.store_db import Tx
@@ -107,11 +107,12 @@ def build_plan(
 ) -> Plan:
     """The plan from the store's candidates: due within ``days``, grouped."""
     horizon = now + timedelta(days=days)
+    owners = clients_by_site(clients)
     items = []
     for candidate in candidates:
         due = _due(candidate, now)
         if due is not None and due[0] <= horizon:
-            items.append(_item(candidate, due, now, clients))
+            items.append(_item(candidate, due, now, owners.get(candidate.site)))
     items.sort(key=lambda i: (i.block_at, i.site, i.kkt))
     per_site = Counter((i.site, i.client, i.suggested_fn_type) for i in items)
     per_week = Counter(i.week for i in items)
@@ -147,13 +148,11 @@ def _item(
     candidate: Candidate,
     due: tuple[datetime, str, Mapping[str, Scalar]],
     now: datetime,
-    clients: Sequence[ClientConfig],
+    client: ClientConfig | None,
 ) -> PlanItem:
     facts, (block_at, reason, problem) = candidate.facts, due
-    client = client_of(candidate.site, clients)
-    snap: dict[str, Scalar] = {
-        k: v for k, v in facts.items() if isinstance(v, str | int | float | bool)
-    }
+    # What replacement_hint reads of the register's facts.
+    snap = {key: as_text(facts.get(key)) for key in ("fn_model", "fn_serial")}
     return PlanItem(
         site=candidate.site,
         kkt=candidate.kkt,
@@ -162,33 +161,37 @@ def _item(
         vendor=as_text(facts.get("vendor")),
         model=as_text(facts.get("model")),
         serial=as_text(facts.get("serial")),
-        fn_serial=as_text(problem.get("fn_serial")) or as_text(facts.get("fn_serial")),
+        fn_serial=as_text(problem.get("fn_serial")) or snap["fn_serial"],
         fn_valid_until=as_date(facts.get("fn_valid_until")),
         block_at=block_at,
         block_reason=str(reason),
         week=monday(max(block_at, now).astimezone(UTC).date()),
-        suggested_fn_type=replacement_hint(snap, dict(problem)),
+        suggested_fn_type=replacement_hint(dict(snap), dict(problem)),
     )
 
 
 # --- what the store gives -----------------------------------------------------------------
 
 
-def read_candidates(tx: Tx, sites: frozenset[str] | None, horizon: str) -> list[Candidate]:
-    """Registers whose state names a drive deadline or whose validity ends by
-    ``horizon`` (a date), and registers with live tickets asking for a drive."""
+def read_candidates(tx: Tx, sites: frozenset[str] | None, horizon: date) -> list[Candidate]:
+    """Registers whose drive's validity or drive deadline ends by ``horizon`` (a UTC
+    date), and registers with live tickets asking for a drive."""
     d = tx.d
     in_sites, site_params = sites_in("d.site", sites)
     reasons = ", ".join("?" for _ in DRIVE_REASONS)
     names = ("vendor", "model", "serial", "fn_serial", "fn_valid_until", "block_at")
     columns = ", ".join(d.fact(name, "text") for name in (*names, "block_reason"))
+    # block_at by its date's text, a day wider than the horizon (its offset may move the
+    # instant across midnight): build_plan keeps what is due by the horizon's instant.
     rows = tx.all(
         f"SELECT d.site, d.kkt, {columns} FROM devices d WHERE {in_sites}"
         f" AND ({d.fact('fn_valid_until', 'text')} <= ?"
-        f" OR {d.fact('block_reason', 'text')} IN ({reasons}))",
+        f" OR ({d.fact('block_reason', 'text')} IN ({reasons})"
+        f" AND SUBSTR({d.fact('block_at', 'text')}, 1, 10) <= ?))",
         *site_params,
-        horizon,
+        horizon.isoformat(),
         *DRIVE_REASONS,
+        (horizon + timedelta(days=1)).isoformat(),
     )
     facts = {
         (str(r[0]), str(r[1])): dict(zip((*names, "block_reason"), r[2:], strict=True))

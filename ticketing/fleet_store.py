@@ -21,7 +21,7 @@ ranges (its tickets by ``tickets_by_key``, its history by ``register_history``'s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,7 @@ from kktmon.ticketing.fleet import (
     RegisterQuery,
     RegisterRow,
     Scope,
-    client_of,
+    clients_by_site,
     register_row,
     ticket_view,
 )
@@ -87,7 +87,7 @@ def list_registers(
             query.per_page,
             (query.page - 1) * query.per_page,
         )
-        items = _rows(tx, rows, clients, now, console)
+        items = _rows(tx, rows, clients_by_site(clients), now, console)
         count = int(total[0]) if total is not None else 0
         return Page[RegisterRow](items=items, total=count, page=query.page, per_page=query.per_page)
 
@@ -139,13 +139,14 @@ def get_register(  # noqa: PLR0917 - the order the console's interface names
         )
         if row is None:
             return None
-        (summary,) = _rows(tx, [row], clients, now, console)
+        owners = clients_by_site(clients)
+        (summary,) = _rows(tx, [row], owners, now, console)
         tickets = register_tickets(tx, site, kkt, tickets_max)
         since = now - timedelta(days=console.history_days)
         return RegisterDetail(
             **dict(summary),
             facts=tx.d.read_json(row[2]),
-            tickets=[ticket_view(t, clients=clients, now=now, console=console) for t in tickets],
+            tickets=[ticket_view(t, owners=owners, now=now, console=console) for t in tickets],
             history=history.points(tx, site, kkt, since),
         )
 
@@ -165,7 +166,7 @@ def plan(
     sites = _sites(scope, clients, client, None)
     if sites is not None and not sites:
         return build_plan([], days, now, clients)
-    horizon = (now + timedelta(days=days)).astimezone(UTC).date().isoformat()
+    horizon = (now + timedelta(days=days)).astimezone(UTC).date()
     found = store.read(lambda tx: read_candidates(tx, sites, horizon))
     return build_plan(found, days, now, clients)
 
@@ -228,7 +229,7 @@ def _order(tx: Tx, query: RegisterQuery) -> str:
 def _rows(
     tx: Tx,
     rows: Sequence[tuple[Any, ...]],
-    clients: Sequence[ClientConfig],
+    owners: Mapping[str, ClientConfig],
     now: datetime,
     console: ConsoleSection,
 ) -> list[RegisterRow]:
@@ -240,7 +241,7 @@ def _rows(
             tx.d.read_json(facts),
             tx.d.read_ts(taken_at),
             problems=problems.get((str(site), str(kkt)), []),
-            client=client_of(str(site), clients),
+            client=owners.get(str(site)),
             now=now,
             console=console,
         )

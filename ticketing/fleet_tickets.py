@@ -19,7 +19,15 @@ from typing import Literal
 
 from kktmon.ticketing import store_calls
 from kktmon.ticketing.console_config import ConsoleSection
-from kktmon.ticketing.fleet import Page, Scope, TicketDetail, TicketEvent, TicketView, ticket_view
+from kktmon.ticketing.fleet import (
+    Page,
+    Scope,
+    TicketDetail,
+    TicketEvent,
+    TicketView,
+    clients_by_site,
+    ticket_view,
+)
 from kktmon.ticketing.lifecycle import Ticket
 from kktmon.ticketing.notify_config import ClientConfig
 from kktmon.ticketing.store import TicketStore
@@ -81,8 +89,9 @@ def list_tickets(
             per_page,
             (page - 1) * per_page,
         )
+        owners = clients_by_site(clients)
         items = [
-            ticket_view(ticket_from_row(tx, r), clients=clients, now=now, console=console)
+            ticket_view(ticket_from_row(tx, r), owners=owners, now=now, console=console)
             for r in rows
         ]
         count = int(total[0]) if total is not None else 0
@@ -127,7 +136,8 @@ def get_ticket(
     if found is None:
         return None
     ticket, calls = found
-    view = ticket_view(ticket, clients=clients, now=now or datetime.now(UTC), console=console)
+    owners = clients_by_site(clients)
+    view = ticket_view(ticket, owners=owners, now=now or datetime.now(UTC), console=console)
     return TicketDetail(
         **dict(view),
         description=ticket.description,
