@@ -23,8 +23,11 @@ naming the URL and what to check), 2 for bad command-line input or configuration
 from __future__ import annotations
 
 import importlib
+import itertools
 import sys
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 
 from kktmon.agent import cli as agent_cli
 
@@ -44,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser, sub = agent_cli.new_parser(__doc__.split("\n\n")[0])
     agent_cli.add_commands(sub)
-    if command_of(args) not in sub.choices:  # another layer's, --help, none or a typo
+    if command_of(args) not in sub.choices or not_the_agents_file(args):
+        # another layer's command, --help, none, a typo, or check-config on a ticketing file
         for module in LAYERS:
             importlib.import_module(module).add_commands(sub)
     return agent_cli.run(parser, args)
@@ -54,6 +58,21 @@ def command_of(argv: Sequence[str]) -> str | None:
     """The command ``argv`` names: its first word not starting with ``-`` (the global
     options of :func:`kktmon.agent.cli.new_parser` are flags that take no value)."""
     return next((word for word in argv if not word.startswith("-")), None)
+
+
+def not_the_agents_file(argv: Sequence[str]) -> bool:
+    """``check-config`` on a file without the agent's top-level ``site`` (a ticketing
+    config, which the ticketing layer's check-config reads); an unreadable file stays the
+    agent's to report."""
+    if command_of(argv) != "check-config":
+        return False
+    words = list(argv)
+    path = next((v for k, v in itertools.pairwise(words) if k == "--config"), None)
+    path = path or next((w.split("=", 1)[1] for w in words if w.startswith("--config=")), None)
+    try:
+        return path is not None and "site" not in tomllib.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
 
 
 if __name__ == "__main__":
