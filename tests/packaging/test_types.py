@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ("protocol", "drivers", "simulators", "agent", "ticketing", "demo", "cli")
+LAYERS = ("protocol", "drivers", "simulators", "agent", "ticketing", "console", "demo", "cli")
 
 
 @pytest.mark.skipif(find_spec("mypy") is None, reason="mypy is not installed (dev extra)")
