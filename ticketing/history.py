@@ -269,7 +269,12 @@ class HistoryPruner:
         if not self.store.acquire_lease(LEASE, self.holder, self.interval_s, now):
             return None
         self._next_try = time.monotonic() + self.interval_s
-        return self.prune(now)
+        deleted = self.prune(now)
+        # The same hourly turn forgets dedup marks past any redelivery and tickets resolved
+        # a year ago, so neither table grows with the fleet's age.
+        if forgotten := self.store.prune(now):
+            log.info("store: %d old dedup mark(s) and resolved ticket(s) forgotten", forgotten)
+        return deleted
 
     def prune(self, now: datetime) -> int:
         """Delete every register's rows older than ``now - days``, batch by batch; stops

@@ -8,10 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from ticket_facts import T0, StoreFactory
+from ticket_facts import T0, StoreFactory, cleared, raised
 
 from kktmon.protocol.errors import TicketStoreError
-from kktmon.protocol.health import DeviceInfo, HealthSnapshot, OfdQueue
+from kktmon.protocol.health import DeviceInfo, HealthSnapshot, OfdQueue, Severity
 from kktmon.ticketing import history, store_db
 from kktmon.ticketing.history import HistoryPoint, HistoryPruner
 from kktmon.ticketing.intake import Intake
@@ -116,6 +116,19 @@ def test_one_worker_prunes_under_the_lease(make_store: StoreFactory) -> None:
     assert second.run_if_due() is None  # the lease is w1's for the interval
     assert first.run_if_due() is None  # and w1 waits the interval too
     assert count(store) == 24
+
+
+def test_the_pruners_turn_also_forgets_old_dedup_marks_and_resolved_tickets(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store(sinks=())
+    store.apply(raised(T0, severity=Severity.BLOCKED, event_id="old"), T0)
+    store.apply(cleared(T0 + HOUR), T0 + HOUR)
+    store.tick(T0 + 2 * HOUR)
+    assert [t.state for t in store.tickets()] == ["resolved"]
+    later = T0 + timedelta(days=400)
+    assert HistoryPruner(store, "w1", days=90, clock=lambda: later).run_if_due() == 0
+    assert store.tickets() == [] and store.prune(later) == 0  # marks and ticket are gone
 
 
 def test_a_version_3_store_upgrades_to_4(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
