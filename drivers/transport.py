@@ -6,6 +6,13 @@
     A local serial port, 8N1, no flow control; ``baud`` is accepted as an alias of
     ``baudrate`` (default 115200, the first speed to probe). Windows ports are written
     ``serial://COM3``. A bare path (``/dev/ttyUSB0``, ``COM3``) means the same.
+``usb://VID:PID?serial=S``
+    A USB register's serial port, found again at every open: the tty (ttyACM*, ttyUSB*)
+    that the device with this VID:PID and USB serial number has *now*, through pyserial's
+    port list (:mod:`kktmon.drivers.usb`), so a replug that renumbers the tty does not
+    stop monitoring; the change is logged. ``?index=N`` instead of ``serial`` picks the
+    N-th such device by USB port path (for devices without a serial number; default 0);
+    ``&baudrate=`` as ``serial://``. A register not plugged in is :class:`UnreachableError`.
 ``tcp://host:port``
     A plain TCP socket (connect timeout, ``TCP_NODELAY``): Ethernet, Wi-Fi and RNDIS
     registers, usually on port 7778. The port is mandatory.
@@ -43,6 +50,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 import serial
 import serial.rfc2217
 
+from kktmon.drivers.usb import RESOLVER, UsbResolver
 from kktmon.protocol.errors import (
     ConfigError,
     LinkTimeoutError,
@@ -277,12 +285,17 @@ class TcpTransport(Transport):
 
 
 def open_transport(
-    url: str, *, timeout: float = DEFAULT_TIMEOUT, baudrate: int | None = None
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    baudrate: int | None = None,
+    usb_resolver: UsbResolver | None = None,
 ) -> Transport:
     """Open the pipe that ``url`` names (forms in the module docstring).
 
     ``timeout`` bounds connecting and each write. ``baudrate``, when given, wins over
-    the URL's, so a scanner can probe speeds on a configured port.
+    the URL's, so a scanner can probe speeds on a configured port. ``usb_resolver``
+    finds a ``usb://`` register's tty (default: the process's :data:`RESOLVER`).
     """
     if timeout <= 0:
         raise ConfigError(f"{url}: timeout must be positive, not {timeout}")
@@ -295,6 +308,9 @@ def open_transport(
     if scheme == "serial":
         device, url_baudrate = _parse_serial_url(url, parts)
         return _open_serial(url, device, "serial", baudrate or url_baudrate, timeout)
+    if scheme == "usb":
+        device, url_baudrate = (usb_resolver or RESOLVER).resolve(url)
+        return _open_serial(url, device, "usb", baudrate or url_baudrate, timeout)
     if scheme == "tcp":
         if parts.query:
             raise ConfigError(f"{url}: tcp:// URLs take no options, got ?{parts.query}")
