@@ -37,6 +37,7 @@ from pydantic import (
 
 from kktmon.agent.outbox import MAX_PAYLOAD_BYTES, MQTT_MAX_PAYLOAD, OutboxLimits
 from kktmon.drivers.base import DriverOptions
+from kktmon.drivers.usb import parse_usb_url
 from kktmon.protocol.errors import ConfigError
 from kktmon.protocol.settings import (
     ENV_MQTT_PASSWORD,
@@ -118,6 +119,11 @@ class DeviceConfig(StrictModel):
     def _check_url(cls, value: str) -> str:
         if value != value.strip() or any(ch.isspace() for ch in value):
             raise ValueError("must not contain whitespace")
+        if value.lower().startswith("usb://"):
+            try:
+                parse_usb_url(value)  # ids and options, so a typo fails check-config
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
         return value
 
     @field_validator("name")
