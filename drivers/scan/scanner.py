@@ -274,9 +274,9 @@ def _explained(report: ScanReport, timeout_s: float) -> ScanReport:
 
 def usb_finding(device: UsbDevice) -> Finding:
     """A USB register or bridge with no tty: listed with its problem and what to do."""
-    where = f"usb {device.bus}-{device.address}" if device.bus is not None else "usb"
+    where = f"usb {device.port}" if device.port else "usb"
     return Finding(
-        port=f"{where} {device.vid:04x}:{device.pid:04x}",
+        port=f"{where} ({device.vid:04x}:{device.pid:04x})",
         found_by=Source.USB,
         status=Status.NO_TTY,
         family=device.family,

@@ -85,6 +85,11 @@ class UsbDevice(Protocol):
     @property
     def fix(self) -> str | None: ...
 
+    @property
+    def port(self) -> str | None:
+        """The sysfs name of its USB port path (``1-1.2``)."""
+        ...
+
 
 PortLister = Callable[[], Iterable[PortInfo]]
 UsbLister = Callable[[], Sequence[UsbDevice]]
