@@ -1,4 +1,4 @@
-"""The agent's commands: ``status``, ``agent``, ``check-config`` and ``outbox``.
+"""The agent's commands: ``status``, ``agent``, ``check-config``, ``outbox`` and ``scan``.
 
 :func:`add_commands` hangs them on the ``kktmon`` tree (:mod:`kktmon.cli`);
 ``python -m kktmon.agent`` runs them alone, which is all a store PC needs. Exit status:
@@ -18,6 +18,7 @@ from typing import Any
 
 from kktmon.agent.config import RulesConfig
 from kktmon.agent.rules import block_deadline, evaluate
+from kktmon.agent.scan_cli import add_scan_command
 from kktmon.agent.status_view import failure_hint, render_table
 from kktmon.drivers.base import DriverOptions, local_now
 from kktmon.drivers.registry import driver_class, vendors
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``status``, ``agent``, ``check-config`` and ``outbox`` to a subcommand set."""
+    """Add ``status``, ``agent``, ``check-config``, ``outbox`` and ``scan`` to a subcommand set."""
     status = sub.add_parser("status", help="poll one register once and show its health")
     status.add_argument("--vendor", required=True, choices=vendors())
     status.add_argument(
@@ -93,6 +94,7 @@ def add_commands(sub: Any) -> None:
         command.add_argument("--config", required=True, help="TOML configuration file")
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.set_defaults(handler=handler)
+    add_scan_command(sub)
 
 
 def _status(args: argparse.Namespace) -> int:
