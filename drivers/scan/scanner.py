@@ -93,6 +93,8 @@ class _Task:
     label: str
     source: Source
     run: Callable[[], list[Finding]]
+    #: A vendor's default port tried on a host named without one (``--tcp HOST``).
+    guessed: TcpTarget | None = None
 
 
 def run_scan(request: ScanRequest, progress: Progress | None = None) -> ScanReport:
@@ -106,7 +108,7 @@ def run_scan(request: ScanRequest, progress: Progress | None = None) -> ScanRepo
     report = ScanReport(findings=[usb_finding(device) for device in request.usb_without_tty])
     try:
         tasks = _tasks(request, prober, cancel, deadline, progress)
-        report.findings += _run_tasks(
+        results = _run_tasks(
             tasks,
             jobs=request.jobs,
             cancel=cancel,
@@ -114,6 +116,7 @@ def run_scan(request: ScanRequest, progress: Progress | None = None) -> ScanRepo
             progress=progress,
             report=report,
         )
+        report.findings += [finding for _, found in _folded(results) for finding in found]
     except KeyboardInterrupt:
         cancel.set()
         report.interrupted = True
@@ -133,11 +136,10 @@ def _tasks(
         _Task(port.device, Source.SERIAL, partial(_serial, prober, port, plan))
         for port in request.ports
     ]
-    for target, source in _tcp(request, cancel, deadline, progress):
+    for target, source, guessed in _tcp(request, cancel, deadline, progress):
         order = tcp_order(request.vendors, target.port)
-        tasks.append(
-            _Task(target.address, source, partial(_tcp_probe, prober, target, order, source))
-        )
+        run = partial(_tcp_probe, prober, target, order, source)
+        tasks.append(_Task(target.address, source, run, target if guessed else None))
     for spec in request.servers:
         source = Source.KKMSERVER if spec.adapter == "kkmserver" else Source.ATOL_WEB
         run = partial(probe_server, spec, request.server_options, deadline)
@@ -159,13 +161,15 @@ def _tcp_probe(
 
 def _tcp(
     request: ScanRequest, cancel: threading.Event, deadline: float, progress: Progress
-) -> list[tuple[TcpTarget, Source]]:
-    """The named endpoints, then those the sweep found open (each once)."""
+) -> list[tuple[TcpTarget, Source, bool]]:
+    """The named endpoints, then those the sweep found open (each once); True for a
+    vendor's default port tried on a host named without a port."""
     ports = tcp_ports(request.vendors)
-    targets: dict[TcpTarget, Source] = {}
+    targets: dict[TcpTarget, tuple[Source, bool]] = {}
     for spec in request.tcp:
-        for target in tcp_targets(spec, ports):
-            targets.setdefault(target, Source.TCP)
+        named = tcp_targets(spec, ports)
+        for target in named:
+            targets.setdefault(target, (Source.TCP, len(named) > 1))
     for cidr in request.nets:
         progress.probing(cidr, f"connecting to ports {', '.join(map(str, ports))}")
         found = sweep(
@@ -177,8 +181,8 @@ def _tcp(
             deadline=deadline,
         )
         for target in found:
-            targets.setdefault(target, Source.NET)
-    return list(targets.items())
+            targets.setdefault(target, (Source.NET, False))
+    return [(target, source, guessed) for target, (source, guessed) in targets.items()]
 
 
 def _run_tasks(
@@ -189,8 +193,8 @@ def _run_tasks(
     deadline: float,
     progress: Progress,
     report: ScanReport,
-) -> list[Finding]:
-    """Each task's findings in task order; cut short by the deadline or Ctrl-C."""
+) -> list[tuple[_Task, list[Finding]]]:
+    """Each task with its findings, in task order; cut short by the deadline or Ctrl-C."""
     progress.begin(len(tasks))
     results: dict[int, list[Finding]] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="scan")
@@ -217,11 +221,45 @@ def _run_tasks(
     for future, index in futures.items():
         if index not in results and future.done() and not future.cancelled():
             _collect(future, index, tasks, results, progress)
-    return [
-        finding
-        for index, task in enumerate(tasks)
-        for finding in results.get(index, [_cut_short(task)])
-    ]
+    return [(task, results.get(index, [_cut_short(task)])) for index, task in enumerate(tasks)]
+
+
+def _folded(results: list[tuple[_Task, list[Finding]]]) -> list[tuple[_Task, list[Finding]]]:
+    """A host named without a port: the vendor ports nobody listens on are left out, or,
+    when none listens, said once for the host."""
+    refused: dict[str, list[bool]] = {}
+    for task, findings in results:
+        if task.guessed is not None:
+            refused.setdefault(task.guessed.host, []).append(_refused(findings))
+    kept: list[tuple[_Task, list[Finding]]] = []
+    said: set[str] = set()
+    for task, findings in results:
+        guessed = task.guessed
+        if guessed is None or not _refused(findings):
+            kept.append((task, findings))
+        elif all(refused[guessed.host]) and guessed.host not in said:
+            said.add(guessed.host)
+            ports = [
+                t.guessed.port for t, _ in results if t.guessed and t.guessed.host == guessed.host
+            ]
+            kept.append((task, [_nothing_listens(task, guessed.host, ports)]))
+    return kept
+
+
+def _refused(findings: Sequence[Finding]) -> bool:
+    return len(findings) == 1 and findings[0].status is Status.UNREACHABLE
+
+
+def _nothing_listens(task: _Task, host: str, ports: Sequence[int]) -> Finding:
+    listed = ", ".join(map(str, ports))
+    return Finding(
+        port=host,
+        found_by=task.source,
+        status=Status.UNREACHABLE,
+        problem=f"nothing accepts a connection on the vendors' ports ({listed})",
+        fix="check the address and that the register is on; a register on another port:"
+        " --tcp HOST:PORT",
+    )
 
 
 def _guarded(task: _Task) -> list[Finding]:

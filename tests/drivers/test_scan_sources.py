@@ -7,6 +7,7 @@ one without permission, a bridge); the ``--net`` sweep connects to real loopback
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
@@ -194,3 +195,38 @@ def test_the_plan_tries_every_vendor_at_its_factory_speed_first() -> None:
 
 def test_a_named_port_is_probed_as_given() -> None:
     assert SerialPort("/dev/ttyS3").config_url(4800) == "serial:///dev/ttyS3?baudrate=4800"
+
+
+def test_a_host_named_without_a_port_reports_only_the_ports_that_listen(
+    refusing_address: tuple[str, int],
+) -> None:
+    device = emulator("atol", "0022222222222222")
+    closed = refusing_address[1]
+    with TcpServer(device) as server:
+        vendors = (
+            WireVendor("shtrih", (115200,), closed),
+            WireVendor("atol", (115200,), server.port),
+        )
+        (finding,) = run_scan(ScanRequest(tcp=["127.0.0.1"], vendors=vendors)).findings
+    assert (finding.status, finding.vendor, finding.port) == (
+        Status.FOUND,
+        "atol",
+        f"127.0.0.1:{server.port}",
+    )
+
+
+def test_a_host_where_nothing_listens_is_said_once(refusing_address: tuple[str, int]) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        ports = [refusing_address[1], other.getsockname()[1]]
+        vendors = tuple(
+            WireVendor(name, (115200,), port)
+            for name, port in zip(("shtrih", "atol"), ports, strict=True)
+        )
+        (finding,) = run_scan(ScanRequest(tcp=["127.0.0.1"], vendors=vendors)).findings
+    assert (finding.status, finding.port) == (Status.UNREACHABLE, "127.0.0.1")
+    assert (
+        finding.problem
+        == f"nothing accepts a connection on the vendors' ports ({ports[0]}, {ports[1]})"
+    )
+    assert finding.fix and "--tcp HOST:PORT" in finding.fix
