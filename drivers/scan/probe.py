@@ -200,7 +200,7 @@ class Prober:
         source = Source.USB if port.usb else Source.SERIAL
         finding = self._finding(port.device, source, tried, until)
         if finding.found:
-            finding.url = port.config_url(tried.baudrate or 0)
+            finding.url = port.config_url(tried.baudrate)
         elif finding.status is Status.HELD:
             finding.holder = port_holders(port.device).describe()
             finding.problem = f"{finding.holder}; not taken from it"

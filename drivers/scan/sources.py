@@ -130,17 +130,20 @@ class SerialPort:
             return None
         return f"{self.vid:04x}:{self.pid:04x}"
 
-    def config_url(self, baudrate: int) -> str:
+    def config_url(self, baudrate: int | None) -> str:
         """The URL the agent's configuration should use for a register found here.
 
         A USB register with a serial number: ``usb://VID:PID?serial=...``, resolved at
         every poll to whatever tty it has now; else the ``/dev/serial/by-id`` link, else
-        the device itself; with the speed it answered at.
+        the device itself; with the speed it answered at (None: the driver's default).
         """
+        speed = f"baudrate={baudrate}" if baudrate else ""
         usb = self.usb
         if usb is not None and usb.serial_number:
-            return f"{usb_url(usb.vid, usb.pid, usb.serial_number)}&baudrate={baudrate}"
-        return f"serial://{self.by_id or self.device}?baudrate={baudrate}"
+            base = usb_url(usb.vid, usb.pid, usb.serial_number)
+            return f"{base}&{speed}" if speed else base
+        base = f"serial://{self.by_id or self.device}"
+        return f"{base}?{speed}" if speed else base
 
 
 def by_id_links(folder: Path = BY_ID) -> dict[str, str]:

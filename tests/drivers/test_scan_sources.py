@@ -230,3 +230,7 @@ def test_a_host_where_nothing_listens_is_said_once(refusing_address: tuple[str, 
         == f"nothing accepts a connection on the vendors' ports ({ports[0]}, {ports[1]})"
     )
     assert finding.fix and "--tcp HOST:PORT" in finding.fix
+
+
+def test_a_port_whose_speed_is_unknown_is_written_without_one() -> None:
+    assert SerialPort("/dev/ttyS3").config_url(None) == "serial:///dev/ttyS3"
