@@ -37,7 +37,7 @@ def add_scan_command(sub: Any) -> None:
         action="append",
         default=[],
         metavar="DEVICE",
-        help="probe this serial port instead of the machine's list (repeatable)",
+        help="probe only this serial port (repeatable)",
     )
     where.add_argument(
         "--tcp",

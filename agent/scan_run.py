@@ -78,13 +78,13 @@ def build_request(args: argparse.Namespace, local: LocalSources) -> tuple[ScanRe
     notes: list[str] = []
     ports: list[SerialPort] = []
     usb: list[UsbDevice] = []
-    if args.port:
-        ports = named_ports(args.port, local.by_id)
-    elif not args.no_local:
+    if not args.no_local:
         usb_devices, why = local.usb()
         notes += [why] if why else []
         ports = serial_ports(local.ports, local.by_id, usb_devices)
         usb = usb_without_tty(usb_devices, ports)
+    if args.port:  # only these, with what the machine's list knows of them
+        ports, usb = named_ports(args.port, ports, local.by_id), []
     servers = [ServerSpec(KKMSERVER, url, explicit=True) for url in args.kkmserver]
     servers += [ServerSpec(ATOL_WEB, url, explicit=True) for url in args.atol_web]
     if not args.no_local:

@@ -183,10 +183,18 @@ def serial_ports(
     return list(ports.values())
 
 
-def named_ports(devices: Iterable[str], by_id: Path = BY_ID) -> list[SerialPort]:
-    """Ports the user named (``--port``), probed instead of the machine's list."""
+def named_ports(
+    devices: Iterable[str], known: Sequence[SerialPort] = (), by_id: Path = BY_ID
+) -> list[SerialPort]:
+    """Ports the user named (``--port``), probed instead of the machine's list; one the
+    list knows keeps its by-id link and USB register (so its ``usb://`` name)."""
     links = by_id_links(by_id)
-    return [SerialPort(device, by_id=links.get(os.path.realpath(device))) for device in devices]
+    listed = {os.path.realpath(port.device): port for port in known}
+    ports = []
+    for device in devices:
+        real = os.path.realpath(device)
+        ports.append(listed.get(real) or SerialPort(device, by_id=links.get(real)))
+    return ports
 
 
 def usb_without_tty(usb: Sequence[UsbDevice], ports: Sequence[SerialPort]) -> list[UsbDevice]:

@@ -161,6 +161,27 @@ ATOL_NO_TTY = FakeUsbDevice(0x2912, 0x0005, 1, (3,), 6, "ATOL", "ATOL FPrint", "
 CH340 = FakeUsbDevice(0x1A86, 0x7523, 1, (4,), 7, None, "USB Serial", None)
 
 
+def _usb_pc(tmp_path: Path, register_tty: str, bridge_tty: str) -> LocalSources:
+    """This PC as the scan sees it: a Shtrih-M on USB whose tty is ``register_tty``, an
+    ATOL on USB with no tty, a CH340 bridge on ``bridge_tty``."""
+    ports = [port_info(register_tty, SHTRIH_USB), port_info(bridge_tty, CH340)]
+    make_sysfs(tmp_path / "sys", ATOL_NO_TTY)
+
+    def usb() -> tuple[list[Any], str | None]:
+        registers = find_usb_registers(
+            FakeBackend([SHTRIH_USB, ATOL_NO_TTY, CH340]),
+            sysfs_root=tmp_path / "sys",
+            comports=lambda: ports,
+            by_id_root=tmp_path / "by-id",
+        )
+        return list(registers), None
+
+    return LocalSources(ports=lambda: ports, by_id=tmp_path / "by-id", usb=usb)
+
+
+USB_URL = "usb://1fc9:0083?serial=0012345678&baudrate=115200"
+
+
 def test_usb_registers_are_probed_through_their_tty_listed_without_one_and_written_usb(
     tmp_path: Path, silent_pty: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -168,33 +189,31 @@ def test_usb_registers_are_probed_through_their_tty_listed_without_one_and_writt
     nothing behind it: found and written as ``usb://``, listed with its fix, silent."""
     device = emulator("shtrih", "0012345678901234")
     with PtyServer(device) as pty:
-        ports = [port_info(pty.path, SHTRIH_USB), port_info(silent_pty, CH340)]
-        make_sysfs(tmp_path / "sys", ATOL_NO_TTY)
-
-        def usb() -> tuple[list[Any], str | None]:
-            registers = find_usb_registers(
-                FakeBackend([SHTRIH_USB, ATOL_NO_TTY, CH340]),
-                sysfs_root=tmp_path / "sys",
-                comports=lambda: ports,
-                by_id_root=tmp_path / "by-id",
-            )
-            return list(registers), None
-
-        local = LocalSources(ports=lambda: ports, by_id=tmp_path / "by-id", usb=usb)
+        local = _usb_pc(tmp_path, pty.path, silent_pty)
         config = tmp_path / "agent.toml"
         code = scan_main(["--json", *FAST, "--write-config", str(config)], local)
     assert code == 0
     findings = {f["port"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
-    assert findings[pty.path]["found_by"] == "usb"
-    assert findings[pty.path]["url"] == "usb://1fc9:0083?serial=0012345678&baudrate=115200"
+    assert (findings[pty.path]["found_by"], findings[pty.path]["url"]) == ("usb", USB_URL)
     assert (findings[silent_pty]["found_by"], findings[silent_pty]["status"]) == ("usb", "silent")
     lonely = findings["usb 1-3 (2912:0005)"]
     assert (lonely["status"], lonely["family"]) == ("no_tty", "atol") and lonely["fix"]
-    text = config.read_text(encoding="utf-8")
-    assert 'url = "usb://1fc9:0083?serial=0012345678&baudrate=115200"' in text
+    assert f'url = "{USB_URL}"' in config.read_text(encoding="utf-8")
     check = kktmon("check-config", "--config", str(config))
     assert check.returncode == 0, check.stderr
     assert off_allowlist(device) == []
+
+
+def test_a_port_named_with_port_keeps_its_usb_name(
+    tmp_path: Path, silent_pty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device = emulator("shtrih", "0012345678901234")
+    with PtyServer(device) as pty:
+        local = _usb_pc(tmp_path, pty.path, silent_pty)
+        assert scan_main(["--json", *FAST, "--port", pty.path], local) == 0
+    (finding, *servers) = json.loads(capsys.readouterr().out)["findings"]
+    assert (finding["port"], finding["url"]) == (pty.path, USB_URL)
+    assert all(f["found_by"] in ("kkmserver", "atol-web") for f in servers)
 
 
 # ------------------------------------------------------------------ --write-config
