@@ -285,6 +285,8 @@ class Demo:
             env = f"KKTMON_CONNECTION_PASSWORD=$(cat {secret}) " if secret else ""
             print(f"  {env}kktmon status --vendor {vendor} --url '{url}'    # {till}")
         print(f"  kktmon tickets --config {self.ticketing_config}")
+        print(f"  kktmon report sla --config {self.ticketing_config}")
+        print(f"  kktmon notifications --config {self.ticketing_config}")
         print(f"  open {self.console.url} in a browser ({self.console.logins()})")
         print(f"  kktmon outbox --config {self.agent_config}")
         print("Ctrl-C stops it all.", flush=True)
