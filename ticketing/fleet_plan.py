@@ -21,11 +21,11 @@ registers whose drive date or drive deadline may fall in the horizon (a scan of
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from operator import itemgetter
-from typing import Any, NamedTuple
+from operator import attrgetter, itemgetter
+from typing import Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -88,10 +88,10 @@ class Plan(_Frozen):
     by_week: list[PlanWeek]
 
 
-#: A live ticket asking for a drive: its problem code, its deadline (or None), the
-#: problem's facts.
-Drive = tuple[str, datetime | None, dict[str, Scalar]]
-#: What the plan reads of a register's facts, in :attr:`Candidate.facts`' order.
+#: A live ticket asking for a drive: its problem code, its deadline (or None), and the
+#: two facts of its problem the drive to bring is read from (``fn_serial``, ``fn_model``).
+Drive = tuple[str, datetime | None, str | None, str | None]
+#: What the plan reads of a register's facts, in a candidate's order.
 FACTS = (
     "vendor",
     "model",
@@ -102,19 +102,18 @@ FACTS = (
     "block_at",
     "block_reason",
 )
+#: One register as the store gave it: site, kkt, the values of its :data:`FACTS` and its
+#: drive tickets. Plain tuples of plain values, no dicts and no named tuples: the
+#: garbage collector untracks those, so a plan's 13,000 candidates do not set off a
+#: full collection of the whole process (which cost as much as the plan's SQL).
+Candidate = tuple[str, str, tuple[Any, ...], tuple[Drive, ...]]
 
+#: When a register is due, why, and the drive facts of the ticket that says so.
+_Due = tuple[datetime, str, tuple[str | None, str | None]]
+#: All an item is built from: site, kkt, facts, due, (client id, name), week.
+_ItemKey = tuple[str, str, tuple[Any, ...], _Due, tuple[str | None, str | None], date]
 
-class Candidate(NamedTuple):
-    """What the store gave for one register: the values of its :data:`FACTS` (a row,
-    not a dict: 13,000 dicts cost a plan more than its SQL) and its drive tickets."""
-
-    site: str
-    kkt: str
-    facts: Sequence[Any]
-    tickets: Sequence[Drive] = ()
-
-
-_NO_FACTS: dict[str, Scalar] = {}
+_NOTHING = (None, None)
 _UNKNOWN = (None,) * len(FACTS)
 _MIDNIGHT = time(tzinfo=UTC)
 
@@ -128,34 +127,74 @@ def build_plan(
 ) -> Plan:
     """The plan from the store's candidates: due within ``days``, grouped.
 
-    Items stay plain dicts until the whole plan is validated in one call (building
-    13,000 models one by one took a third of a whole-fleet plan's time), and dates are
-    parsed once per distinct value (:class:`_Days`): a fleet's drives end on a few
-    hundred distinct days.
+    Items and site counts come from :class:`_Known` tables, keyed by everything they are
+    built from (a plan asked for again builds few of its 13,000 items anew), and dates
+    are parsed once per distinct value (:class:`_Days`).
     """
     horizon = now + timedelta(days=days)
-    owners = clients_by_site(clients)
+    owners = {site: (c.id, c.name) for site, c in clients_by_site(clients).items()}
     days_of = _Days(now)
     items = []
     for site, kkt, facts, tickets in candidates:
         due = _due(facts, tickets, days_of)
-        if due is not None and due[0] <= horizon:
-            items.append(_item(site, kkt, facts, due, days_of, owners.get(site)))
-    items.sort(key=itemgetter("block_at", "site", "kkt"))
-    per_site = Counter((i["site"], i["client"], i["suggested_fn_type"]) for i in items)
-    per_week = Counter(i["week"] for i in items)
-    return Plan.model_validate(
-        {
-            "days": days,
-            "now": now,
-            "items": items,
-            "by_site": [
-                {"site": site, "client": client, "fn_type": kind, "count": n}
-                for (site, client, kind), n in sorted(per_site.items(), key=_site_and_type)
-            ],
-            "by_week": [{"week": week, "count": n} for week, n in sorted(per_week.items())],
-        }
+        if due is None or due[0] > horizon:
+            continue
+        key = (site, kkt, facts, due, owners.get(site, _NOBODY), days_of.week(due[0]))
+        items.append(_ITEMS.get(key) or _ITEMS.add(key, _item(key, days_of)))
+    # (A list of tuples holding the models would stay tracked by the garbage collector:
+    # 13,000 of them set off a full collection of the whole process.)
+    items.sort(key=attrgetter("block_at", "site", "kkt"))
+    per_site = Counter((i.site, i.client, i.suggested_fn_type) for i in items)
+    per_week = Counter(i.week for i in items)
+    return Plan(
+        days=days,
+        now=now,
+        items=items,
+        by_site=[
+            _SITES.get(key) or _SITES.add(key, dict(zip(_SITE_FIELDS, key, strict=True)))
+            for key in sorted(((*k, n) for k, n in per_site.items()), key=itemgetter(0, 2))
+        ],
+        by_week=[PlanWeek(week=week, count=n) for week, n in sorted(per_week.items())],
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Known(Generic[M]):
+    """Frozen models by what they are built from: the same inputs give the same model
+    object, built and validated once.
+
+    A whole-fleet plan at 100,000 registers has 13,000 items and 10,000 site counts.
+    Validating them anew on every request took a third of the plan's time, and the
+    garbage collector's full passes over that many fresh objects as much again (a
+    plan's other objects are plain tuples it untracks). A plan asked for again (another
+    horizon, the CSV after the page) finds its items unchanged but for the registers
+    whose drive facts changed. Bounded: emptied at ``limit`` models; 28 MiB for that
+    90-day plan.
+    """
+
+    def __init__(self, model: type[M], limit: int) -> None:
+        self._type = model
+        self._limit = limit
+        self._known: dict[Hashable, M] = {}
+
+    def get(self, key: Hashable) -> M | None:
+        return self._known.get(key)
+
+    def add(self, key: Hashable, fields: dict[str, Any]) -> M:
+        """The model of ``fields``, kept under ``key`` (which must determine them)."""
+        if len(self._known) >= self._limit:
+            self._known.clear()
+        found = self._known[key] = self._type.model_validate(fields)
+        return found
+
+
+#: A 90-day plan at 100,000 registers twice over (a year's is more: it is built anew).
+_ITEMS = _Known(PlanItem, 30_000)
+_SITES = _Known(PlanSite, 30_000)
+_SITE_FIELDS = ("site", "client", "fn_type", "count")
+_NOBODY = (None, None)
 
 
 class _Days:
@@ -192,59 +231,48 @@ class _Days:
         return found
 
 
-def _site_and_type(entry: tuple[tuple[str, str | None, str], int]) -> tuple[str, str]:
-    (site, _, kind), _ = entry
-    return site, kind
-
-
-def _due(
-    facts: Sequence[Any], tickets: Sequence[Drive], days_of: _Days
-) -> tuple[datetime, str, dict[str, Scalar]] | None:
-    """The earliest drive deadline of a register, its reason, and the facts it came with."""
+def _due(facts: tuple[Any, ...], tickets: tuple[Drive, ...], days_of: _Days) -> _Due | None:
+    """The earliest drive deadline of a register, its reason, and the drive facts of the
+    ticket it came from (``fn_serial``, ``fn_model``; None, None from the state)."""
     *_, valid_until, block_at, reason = facts
-    due: tuple[datetime, str, dict[str, Scalar]] | None = None
+    due: _Due | None = None
     if isinstance(reason, str) and reason in DRIVE_REASONS:
         at = parse_time(block_at)
         if at is not None:
-            due = (at, reason, _NO_FACTS)
+            due = (at, reason, _NOTHING)
     end = days_of.fn_end(valid_until)
     if end is not None and (due is None or end[1] < due[0]):
-        due = (end[1], BlockReason.FN_EXPIRY, _NO_FACTS)
-    for code, deadline, problem in tickets:
+        due = (end[1], BlockReason.FN_EXPIRY, _NOTHING)
+    for code, deadline, fn_serial, fn_model in tickets:
         at = deadline or days_of.now
         if due is None or at < due[0]:
-            due = (at, code, problem)
+            due = (at, code, (fn_serial, fn_model))
     return due
 
 
-def _item(  # noqa: PLR0917 - one call site, in a loop over 13,000 registers
-    site: str,
-    kkt: str,
-    facts: Sequence[Any],
-    due: tuple[datetime, str, dict[str, Scalar]],
-    days_of: _Days,
-    client: ClientConfig | None,
-) -> dict[str, Any]:
-    """A :class:`PlanItem`'s fields (validated with the whole plan)."""
+def _item(key: _ItemKey, days_of: _Days) -> dict[str, Any]:
+    """A :class:`PlanItem`'s fields from its key (all it is built from)."""
+    site, kkt, facts, due, (client, client_name), week = key
     vendor, model, serial, fn_serial, fn_model, valid_until, _, _ = facts
-    block_at, reason, problem = due
+    block_at, reason, (drive_serial, drive_model) = due
     fn_serial = as_text(fn_serial)
     end = days_of.fn_end(valid_until)
-    # What replacement_hint reads of the register's facts.
+    # What replacement_hint reads of the register's facts and of the ticket's problem.
     snap: dict[str, Scalar] = {"fn_model": as_text(fn_model), "fn_serial": fn_serial}
+    problem: dict[str, Scalar] = {"fn_model": drive_model, "fn_serial": drive_serial}
     return {
         "site": site,
         "kkt": kkt,
-        "client": client.id if client else None,
-        "client_name": client.name if client else None,
+        "client": client,
+        "client_name": client_name,
         "vendor": as_text(vendor),
         "model": as_text(model),
         "serial": as_text(serial),
-        "fn_serial": as_text(problem.get("fn_serial")) or fn_serial,
+        "fn_serial": drive_serial or fn_serial,
         "fn_valid_until": end[0] if end else None,
         "block_at": block_at,
         "block_reason": str(reason),
-        "week": days_of.week(block_at),
+        "week": week,
         "suggested_fn_type": replacement_hint(snap, problem),
     }
 
@@ -272,24 +300,26 @@ def read_candidates(tx: Tx, sites: frozenset[str] | None, horizon: date) -> list
         (horizon + timedelta(days=1)).isoformat(),
     )
     drives = _drive_tickets(tx, sites)
-    found = [Candidate(r[0], r[1], r[2:], drives.pop((r[0], r[1]), ())) for r in rows]
+    found: list[Candidate] = [(r[0], r[1], r[2:], drives.pop((r[0], r[1]), ())) for r in rows]
     # Registers with a drive ticket whose facts the scan did not pick (a ticket's
     # deadline can be nearer than the state's).
     facts = devices_facts(tx, sorted(drives))
     for (site, kkt), tickets in drives.items():
         known = facts.get((site, kkt))
         values = _UNKNOWN if known is None else tuple(known.get(name) for name in FACTS)
-        found.append(Candidate(site, kkt, values, tickets))
+        found.append((site, kkt, values, tickets))
     return found
 
 
-def _drive_tickets(tx: Tx, sites: frozenset[str] | None) -> dict[tuple[str, str], list[Drive]]:
+def _drive_tickets(
+    tx: Tx, sites: frozenset[str] | None
+) -> dict[tuple[str, str], tuple[Drive, ...]]:
     """The live tickets asking for a new drive, by register."""
-    drives: dict[tuple[str, str], list[Drive]] = defaultdict(list)
+    drives: dict[tuple[str, str], tuple[Drive, ...]] = {}
     in_sites, params = sites_in("site", sites)
     codes = sorted(NEW_FN_CODES)
-    # The problem's facts alone, as JSON text (both stores give an object's text), not
-    # the whole ticket's facts with its snapshot: a third of the plan's time went there.
+    # Two facts of the problem, from its JSON text (both stores give an object's text),
+    # not the whole ticket's facts with its snapshot: a third of the plan's time went there.
     for site, kkt, code, block_at, problem in tx.all(
         f"SELECT site, kkt, problem, block_at, {tx.d.fact('problem', 'text', 'facts')}"
         " FROM tickets WHERE state <> 'resolved'"
@@ -297,7 +327,14 @@ def _drive_tickets(tx: Tx, sites: frozenset[str] | None) -> dict[tuple[str, str]
         *codes,
         *params,
     ):
-        drives[(site, kkt)].append((str(code), tx.ts_or_none(block_at), _json_object(problem)))
+        facts = _json_object(problem)
+        drive = (
+            str(code),
+            tx.ts_or_none(block_at),
+            as_text(facts.get("fn_serial")),
+            as_text(facts.get("fn_model")),
+        )
+        drives[(site, kkt)] = (*drives.get((site, kkt), ()), drive)
     return drives
 
 

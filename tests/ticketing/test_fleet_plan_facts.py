@@ -28,8 +28,8 @@ def midnight(days: int) -> datetime:
     return datetime.combine((T0 + timedelta(days=days)).date(), time(), UTC)
 
 
-def record(store: TicketStore, kkt: str, **facts: Any) -> None:
-    store.record_states([RegisterFacts("odd-1", kkt, facts, T0)])
+def record(store: TicketStore, kkt: str, at: datetime = T0, **facts: Any) -> None:
+    store.record_states([RegisterFacts("odd-1", kkt, facts, at)])
 
 
 def test_facts_of_the_wrong_kind_are_unknown_and_the_earliest_deadline_wins(
@@ -99,3 +99,45 @@ def test_the_plan_is_what_validating_it_again_gives(store: TicketStore) -> None:
     built = plan(store, 30, Scope(), CLIENTS, T0)
     assert len(built.items) == 2
     assert Plan.model_validate_json(built.model_dump_json()) == built
+
+
+def test_a_plan_asked_again_reuses_its_items_and_sees_what_changed(store: TicketStore) -> None:
+    record(
+        store,
+        "r-0001",
+        model="M",
+        fn_serial="99604403",
+        fn_valid_until=midnight(5).date().isoformat(),
+    )
+    record(
+        store,
+        "r-0002",
+        model="M",
+        fn_serial="99614403",
+        fn_valid_until=midnight(6).date().isoformat(),
+    )
+    first = plan(store, 30, Scope(), CLIENTS, T0)
+    again = plan(store, 30, Scope(), CLIENTS, T0)
+    assert [id(i) for i in again.items] == [id(i) for i in first.items]  # built once
+    # A new drive in r-0001 (a year on), a new model name in r-0002: the plan follows.
+    record(
+        store,
+        "r-0001",
+        T0 + timedelta(minutes=1),
+        model="M",
+        fn_serial="99614403",
+        fn_valid_until=midnight(400).date().isoformat(),
+    )
+    record(
+        store,
+        "r-0002",
+        T0 + timedelta(minutes=1),
+        model="M2",
+        fn_serial="99614403",
+        fn_valid_until=midnight(6).date().isoformat(),
+    )
+    later = plan(store, 30, Scope(), CLIENTS, T0)
+    assert [(i.kkt, i.model) for i in later.items] == [("r-0002", "M2")]
+    # Another client list names another owner: not the item built for the first one.
+    others = [ClientConfig(id="zeta", name="Zeta", sites=["odd-1"])]
+    assert [i.client for i in plan(store, 30, Scope(), others, T0).items] == ["zeta"]
