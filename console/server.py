@@ -10,6 +10,7 @@ and ``--cookie-secure auto`` sees TLS. The store need not be up to start: pages 
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -51,6 +52,11 @@ def serve(config_path: str, cookie_secure: CookieSecure = "auto") -> int:
     """Serve until SIGTERM or SIGINT; 0 after a clean stop, 1 when the port is taken."""
     config = load_config(config_path)
     server = make_server(config, cookie_secure)
+    # What lives as long as the process (modules, the app, the config's clients) leaves
+    # the garbage collector's sight: its full passes then walk only what requests made.
+    # At 100,000 registers they otherwise took a register page's p95 from 30 to 70 ms.
+    gc.collect()
+    gc.freeze()
     users = len(config.console.users)
     if not users:
         log.warning("console: no [[console.users]] in %s: nobody can log in", config_path)
