@@ -24,24 +24,26 @@ store has), and fills it on the server with ``INSERT ... SELECT`` over
   3 days, FN_MEMORY_FULL, FN_ARCHIVE_CLOSED, DEVICE_UNREACHABLE for the stale ones,
   PAPER_OUT for 1 %; and a resolved ticket in the last 90 days for 30 % of registers;
 * hourly history over ``--days``: ``--history full`` writes every register's 2,160 hours
-  (216 million rows, ~32 GiB with the key: a while, and the disk for it); ``--history
-  sample`` (the default) every 20th register's (10.8 million rows: the primary key's
-  b-tree is as deep as at full size, and every register whose page is measured is in
-  the sample). ``register_history`` is UNLOGGED for the fill (a scratch database: no
-  WAL for 20 GiB of rows; reads are the same).
+  (216 million rows: 35 GiB with the key, 12 minutes on a 2-core VM; check ``df -h``
+  first); ``--history sample`` (the default) every 20th register's (10.8 million rows,
+  1.5 GiB, half a minute: the primary key's b-tree is as deep as at full size, 4 levels,
+  and every register whose page is measured is in the sample). ``register_history`` is
+  UNLOGGED for the fill (a scratch database: no WAL for 35 GiB; reads are the same).
 
 Each case is measured ``--repeat`` times after a warm-up, rotating over clients and
 registers, on two layers:
 
 * ``query``: the :mod:`kktmon.ticketing.fleet_store` function in this process (the
-  store's SQL and the models built from it);
+  store's SQL and the models built from it), with the startup objects frozen out of the
+  garbage collector's sight as ``kktmon console`` does; the plan's first call, which
+  builds every item (later ones reuse the unchanged), is printed apart;
 * ``api`` / ``page``: ``kktmon console`` as a process (uvicorn on a free port) asked by
   httpx with a session cookie from the login form (what a browser sends); ``api+basic``
   the same API with HTTP Basic, which checks the password (scrypt, ~50 ms by design) on
   every request.
 
     python benchmarks/console.py [--registers 100000] [--history sample|full]
-        [--repeat 30] [--keep] [--reuse]
+        [--repeat 30] [--db kktmon_bench] [--keep] [--reuse]
 
 The machine is shared: run it when nothing else is, and read p50 beside p95.
 """
@@ -49,6 +51,7 @@ The machine is shared: run it when nothing else is, and read p50 beside p95.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import re
@@ -575,6 +578,10 @@ def main() -> None:
         subjects = Subjects.of(layout, step)
         clients = clients_of(layout)
         with open_store(url) as store:
+            # As kktmon console does (console/server.py): what lives as long as the
+            # process leaves the garbage collector's full passes.
+            gc.collect()
+            gc.freeze()
             figures = measure_queries(store, clients, subjects, args.repeat)
         with tempfile.TemporaryDirectory(prefix="kktmon-bench-") as folder:
             port = free_port()
@@ -582,7 +589,8 @@ def main() -> None:
             write_config(config, url, layout, port)
             with console_process(config, port) as console:
                 figures += measure_http(console, subjects, args.repeat)
-    print(f"\n{args.repeat} repetitions of each, after 3 warm-ups:")
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    print(f"\n{args.repeat} repetitions of each, after 3 warm-ups (load average {load}):")
     for case in TARGETS_MS:
         for found in figures:
             if found.case == case:

@@ -11,17 +11,20 @@ Scope first: a client's scope narrows every query to its sites, and a register o
 ticket of another site is None, as one that does not exist.
 
 Sizes, measured on PostgreSQL with 100,000 registers over 2,000 clients (5 sites each),
-2,160 hours of history for the register asked for:
+2,160 hours of history for the register asked for (``benchmarks/console.py`` fills every
+register's: 216 million rows), p50 on a shared 2-core VM:
 
 * a client's fleet (filter or scope: ~50 registers found through the ``devices`` key,
-  site first): 3 ms; a register's page with 90 days of hours: 10 ms (key ranges of
+  site first): 3 ms; a register's page with 90 days of hours: 12 ms (key ranges of
   ``tickets_by_key`` and ``register_history``);
 * the whole fleet by ``block_at``, first page: 70 ms, page 100: 120 ms; searched: 130 ms.
   These read every row's facts: no index serves a sort or a substring on a JSON fact
   without making each of the ~1,700 state writes a second a non-HOT update with a
   second index entry, which the write path cannot spare;
-* the plan for 90 days over the whole fleet (13,440 registers due): ~310 ms, half of it
-  building the items in Python; a client's: 1 ms.
+* the plan for 90 days over the whole fleet (12,967 registers due): 190-260 ms (the scan
+  of ``devices`` ~90 ms, the drive tickets ~25, the rest in Python with the items of the
+  previous plan reused: :mod:`fleet_plan`; the first plan after a start ~400 ms); a
+  client's: 1 ms.
 """
 
 from __future__ import annotations
