@@ -50,7 +50,7 @@ def make_server(config: TicketingConfig, cookie_secure: CookieSecure = "auto") -
 
 def serve(config_path: str, cookie_secure: CookieSecure = "auto") -> int:
     """Serve until SIGTERM or SIGINT; 0 after a clean stop, 1 when the port is taken."""
-    config = load_config(config_path)
+    config = load_config(config_path, service_secrets=False)
     server = make_server(config, cookie_secure)
     # What lives as long as the process (modules, the app, the config's clients) leaves
     # the garbage collector's sight: its full passes then walk only what requests made.

@@ -136,7 +136,7 @@ def _log_lifecycle() -> None:
 
 def show_tickets(config_path: str, as_json: bool, days: float = RECENT.days) -> int:
     """Open tickets and those resolved in the last ``days``, most urgent ``block_at`` first."""
-    config = load_config(config_path)
+    config = load_config(config_path, service_secrets=False)
     with open_store(config.ticketing.store, policy=config.ticketing) as store:
         rows = store.list_tickets(include_resolved_since=utc_now() - timedelta(days=days))
         refusals, dead = store.refusals(), store.dead_letter_count()
@@ -149,7 +149,7 @@ def show_tickets(config_path: str, as_json: bool, days: float = RECENT.days) -> 
 
 def show_refused(config_path: str, as_json: bool) -> int:
     """What the limits refused, per site and limit, and how many messages were dead-lettered."""
-    config = load_config(config_path)
+    config = load_config(config_path, service_secrets=False)
     with open_store(config.ticketing.store, policy=config.ticketing) as store:
         refusals, dead = store.refusals(), store.dead_letter_count()
     if as_json:

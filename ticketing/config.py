@@ -353,26 +353,39 @@ def sink_env_name(sink: str) -> str:
 
 
 def load_config(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    service_secrets: bool = True,
 ) -> TicketingConfig:
     """Read, validate and resolve the secrets of one configuration file.
 
-    ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`.
+    ``env`` defaults to ``os.environ``; every failure is a :class:`ConfigError`. Commands
+    that only read the store (the console, ``tickets``, ``report``, ``notifications``)
+    pass ``service_secrets=False``: the broker's, the help desks' and the channels'
+    secrets are the ticketing service's, and a reader neither needs nor may hold them.
     """
     source = Path(path)
     try:
         text = read_text_file(source)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from exc
-    return parse_config(text, source=source, env=env)
+    return parse_config(text, source=source, env=env, service_secrets=service_secrets)
 
 
 def parse_config(
-    text: str, source: str | os.PathLike[str] = "<config>", env: Mapping[str, str] | None = None
+    text: str,
+    source: str | os.PathLike[str] = "<config>",
+    env: Mapping[str, str] | None = None,
+    *,
+    service_secrets: bool = True,
 ) -> TicketingConfig:
     """Validate TOML text; ``source`` names it in errors and anchors relative paths."""
     where = Path(source)
     config = validate_config(TicketingConfig, parse_toml(text, where), where, _file_shape)
+    if not service_secrets:
+        console = _console_secrets(config.console, where)
+        return config.model_copy(update={"console": console})
     return _resolve_secrets(config, where, os.environ if env is None else env)
 
 

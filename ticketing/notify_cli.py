@@ -55,7 +55,7 @@ def _notifications(args: argparse.Namespace) -> int:
 
 def show_notifications(config_path: str, as_json: bool, days: float = 7.0) -> int:
     """Print the notifications not sent, and those sent in the last ``days``."""
-    config = load_config(config_path)
+    config = load_config(config_path, service_secrets=False)
     since = utc_now() - timedelta(days=days)
     with open_store(config.ticketing.store, policy=config.ticketing) as store:
         rows = store.transact(lambda tx: notify_store.records(tx, since))

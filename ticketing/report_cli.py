@@ -64,7 +64,7 @@ def _month(text: str) -> str:
 
 
 def _sla(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, service_secrets=False)
     now = utc_now()
     month = args.month or now.astimezone(zone(config.ticketing.closed_hours.timezone)).strftime(
         "%Y-%m"
