@@ -10,6 +10,7 @@ no documents.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -50,8 +51,20 @@ def _empty(title: str, width: int, height: int) -> str:
     return _frame(title, [note], width, height)
 
 
-def nice_max(value: float) -> float:
-    """A round upper bound for an axis that holds ``value`` (1, 2, 5 times a power of 10)."""
+def nice_max(value: float, *, whole: bool = False) -> float:
+    """A round upper bound for an axis that holds ``value`` (1, 2, 5 times a power of 10).
+
+    ``whole``: the axis counts things (registers, documents, days), so its ticks at 0,
+    half and the top must be whole numbers: the top is even, at least 2 (a top of 1 or
+    5 would put a tick at 0.5 or 2.5 of a register).
+    """
+    top = _round_up(value)
+    if whole and top % 2:
+        top = max(2.0, 2.0 * math.ceil(value / 2))
+    return top
+
+
+def _round_up(value: float) -> float:
     if value <= 0:
         return 1.0
     step = 1.0
@@ -80,16 +93,24 @@ def _y_axis(top: float, x0: int, y0: int, y1: int, unit: str) -> list[str]:
     return out
 
 
-def line_chart(series: Sequence[Series], *, title: str, unit: str = "", width: int = WIDTH) -> str:
+def line_chart(
+    series: Sequence[Series],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = WIDTH,
+    whole: bool = False,
+) -> str:
     """Lines over time, sharing one value axis from 0; the first and last instants under
-    the axis. Empty (or all-``None``) series give a chart that says so."""
+    the axis. Empty (or all-``None``) series give a chart that says so. ``whole``: the
+    values are counts, and the axis's ticks whole numbers (:func:`nice_max`)."""
     values = [v for s in series for _, v in s.points if v is not None]
     instants = [at for s in series for at, _ in s.points]
     if not values:
         return _empty(title, width, HEIGHT)
     start, end = min(instants), max(instants)
     span = (end - start).total_seconds() or 1.0
-    top = nice_max(max(values))
+    top = nice_max(max(values), whole=whole)
     x0, x1, y0, y1 = PAD_L, width - PAD_R, HEIGHT - PAD_B, PAD_T
 
     def xy(at: datetime, value: float) -> str:
@@ -145,12 +166,18 @@ def _legend(series: Sequence[Series], right: int) -> list[str]:
 
 
 def bar_chart(
-    bars: Sequence[tuple[str, float]], *, title: str, unit: str = "", width: int = WIDTH
+    bars: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = WIDTH,
+    whole: bool = False,
 ) -> str:
-    """One bar per (label, value), labels under the bars (every n-th when crowded)."""
+    """One bar per (label, value), labels under the bars (every n-th when crowded);
+    ``whole`` as for :func:`line_chart`."""
     if not bars:
         return _empty(title, width, HEIGHT)
-    top = nice_max(max(value for _, value in bars))
+    top = nice_max(max(value for _, value in bars), whole=whole)
     x0, x1, y0, y1 = PAD_L, width - PAD_R, HEIGHT - PAD_B, PAD_T
     slot = (x1 - x0) / len(bars)
     every = max(1, round(len(bars) / max(1, (x1 - x0) // 60)))
@@ -186,4 +213,4 @@ def timeline(instants: Sequence[datetime], start: date, days: int, *, title: str
     for offset, count in enumerate(counts):
         day = start + timedelta(days=offset)
         bars.append((day.strftime("%d.%m"), float(count)))
-    return bar_chart(bars, title=title)
+    return bar_chart(bars, title=title, whole=True)

@@ -117,3 +117,26 @@ def test_the_time_axis_names_the_first_and_last_instants() -> None:
     svg = line_chart([Series("x", _hours([1, 2, 3]))], title="T")
     labels = re.findall(r'class="axis (?:start|end)"[^>]*>([^<]+)<', svg)
     assert labels == ["04.05 12:00", "04.05 14:00"]
+
+
+def _y_labels(svg: str) -> list[str]:
+    """The value axis's labels, bottom to top."""
+    return re.findall(r'<text class="axis" x="[^"]*" y="[^"]*">([^<]+)<', svg)
+
+
+def test_a_count_axis_has_whole_ticks_even_when_the_most_is_one() -> None:
+    one_stop = timeline([datetime(2026, 5, 5, 9, tzinfo=UTC)], date(2026, 5, 4), 30, title="S")
+    assert _y_labels(one_stop) == ["0", "1", "2"]  # not 0, 0.5, 1
+    assert _y_labels(bar_chart([("a", 3), ("b", 1)], title="B", whole=True)) == ["0", "2", "4"]
+    assert _y_labels(bar_chart([("a", 5)], title="B", whole=True)) == ["0", "3", "6"]
+    unsent = line_chart([Series("unsent", _hours([0, 1, 1]))], title="U", whole=True)
+    assert _y_labels(unsent) == ["0", "1", "2"]
+    for most in range(1, 300):
+        top = nice_max(most, whole=True)
+        assert top >= most and top % 2 == 0, most
+    # Measures that are not counts keep their finer steps.
+    assert _y_labels(line_chart([Series("h", _hours([0.2, 1]))], title="H", unit="h")) == [
+        "0",
+        "0.5",
+        "1 h",
+    ]
