@@ -6,7 +6,7 @@ health model and of ``kktmon tickets --json``), scoped to the user: for a client
 another client's register or ticket is a 404 like one that does not exist.
 
     curl -u ivanov "http://127.0.0.1:8080/api/registers?sort=block_at&per_page=20"
-    curl -u ivanov "http://127.0.0.1:8080/api/plan?days=60"
+    curl -u ivanov "http://127.0.0.1:8080/api/plan?days=60&page=2&per_page=500"
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from fastapi.security import APIKeyCookie, HTTPBasic, HTTPBasicCredentials
 
 from kktmon.console import queries
 from kktmon.console.auth import Principal, api_principal
-from kktmon.console.queries import RegisterFilters, TicketState
+from kktmon.console.queries import (
+    PLAN_PER_PAGE,
+    PlanPage,
+    PlanPerPage,
+    RegisterFilters,
+    TicketState,
+)
 from kktmon.console.sessions import COOKIE
 from kktmon.console.state import Console, console_of
 from kktmon.ticketing.fleet import (
@@ -79,14 +85,22 @@ def get_register_by_name(kkt: Kkt, who: User, console: Ctx) -> RegisterDetail:
     return queries.register(console, who, queries.site_of(console, who, kkt), kkt)
 
 
-@router.get("/plan", summary="Fiscal drives running out within N days, by week and site")
+@router.get(
+    "/plan",
+    summary="Fiscal drives running out within N days: by week and site, and one page of them",
+)
 def get_plan(
     who: User,
     console: Ctx,
+    *,
     days: Days = 30,
     client: Annotated[str | None, Query(description="a [[clients]] id")] = None,
+    page: PlanPage = 1,
+    per_page: PlanPerPage = PLAN_PER_PAGE,
 ) -> Plan:
-    return queries.plan(console, who, days, client)
+    """``by_site`` and ``by_week`` count the whole plan; ``items`` is one page of it
+    (soonest first), ``total`` how many there are in all. ``/plan.csv`` has every item."""
+    return queries.plan_page(console, who, days, page=page, per_page=per_page, client=client)
 
 
 @router.get("/tickets", summary="Open (or recent) tickets, soonest deadline first")

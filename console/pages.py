@@ -26,11 +26,18 @@ from kktmon.console.auth import (
     session_of,
 )
 from kktmon.console.formatting import countdown, inside_margin
-from kktmon.console.queries import PLAN_DAYS, RegisterFilters, TicketState
+from kktmon.console.queries import (
+    PLAN_DAYS,
+    PLAN_PER_PAGE,
+    PlanPage,
+    PlanPerPage,
+    RegisterFilters,
+    TicketState,
+)
 from kktmon.console.state import Console, console_of
 from kktmon.protocol.problems import ProblemCode
 from kktmon.ticketing.fleet import HistoryPoint, RegisterQuery
-from kktmon.ticketing.fleet_plan import Plan
+from kktmon.ticketing.fleet_plan import Plan, page_of
 
 router = APIRouter(include_in_schema=False)
 router.include_router(login.router)
@@ -137,13 +144,17 @@ def history_charts(history: list[HistoryPoint]) -> list[Markup]:
         return charts.Series(name, [(p.at, getattr(p, field)) for p in history], css)
 
     drawn = [
-        charts.line_chart([series("unsent", "unsent_count")], title="Unsent OFD documents"),
+        charts.line_chart(
+            [series("unsent", "unsent_count")], title="Unsent OFD documents", whole=True
+        ),
         charts.line_chart(
             [series("oldest", "oldest_unsent_age_h", "s1")],
             title="Oldest unsent document, hours",
             unit="h",
         ),
-        charts.line_chart([series("days", "fn_days_left", "s2")], title="FN days left", unit="d"),
+        charts.line_chart(
+            [series("days", "fn_days_left", "s2")], title="FN days left", unit="d", whole=True
+        ),
         charts.line_chart(
             [series("memory", "fn_memory_used_pct", "s3")], title="FN memory used, %", unit="%"
         ),
@@ -152,15 +163,26 @@ def history_charts(history: list[HistoryPoint]) -> list[Markup]:
 
 
 @router.get("/plan", response_class=HTMLResponse)
-def plan_page(request: Request, who: User, console: Ctx, days: Days = 30) -> HTMLResponse:
-    plan = queries.plan(console, who, days)
+def plan_page(
+    request: Request,
+    who: User,
+    console: Ctx,
+    *,
+    days: Days = 30,
+    page: PlanPage = 1,
+    per_page: PlanPerPage = PLAN_PER_PAGE,
+) -> HTMLResponse:
+    """The plan's summaries and timeline over every item, and one page of its rows (13,000
+    rows are no page for a person, and took ~400 ms to render)."""
+    whole = queries.plan(console, who, days)
     today = console.now().date()
     svg = charts.timeline(
-        [i.block_at for i in plan.items if i.block_at],
+        [i.block_at for i in whole.items if i.block_at],
         today,
         days,
         title="Registers stopping, per day",
     )
+    plan = page_of(whole, page, per_page)
     return render(
         request,
         "plan.html",
@@ -170,12 +192,25 @@ def plan_page(request: Request, who: User, console: Ctx, days: Days = 30) -> HTM
         days=days,
         choices=PLAN_DAYS,
         weeks=by_week(plan),
+        week_counts={w.week: w.count for w in plan.by_week},
+        link=lambda **changes: _plan_link(
+            {"days": days, "page": page, "per_page": per_page} | changes
+        ),
         timeline=Markup(svg),
     )
 
 
+def _plan_link(values: dict[str, int]) -> str:
+    """The plan page's URL of ``values`` (days, page, per_page), the defaults left out."""
+    if values["per_page"] == PLAN_PER_PAGE:
+        del values["per_page"]
+    if values["page"] == 1:
+        del values["page"]
+    return "/plan?" + urlencode(values)
+
+
 def by_week(plan: Plan) -> list[tuple[date, list[Any]]]:
-    """The plan's registers under the Monday of the week each one stops."""
+    """The plan's registers (of its page) under the Monday of the week each one stops."""
     weeks: dict[date, list[Any]] = {}
     for item in plan.items:
         weeks.setdefault(item.week, []).append(item)

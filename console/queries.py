@@ -28,10 +28,18 @@ from kktmon.ticketing.fleet import (
     TicketDetail,
     TicketView,
 )
-from kktmon.ticketing.fleet_plan import Plan
+from kktmon.ticketing.fleet_plan import Plan, page_of
 
 TicketState = Literal["open", "recent", "all"]
 PLAN_DAYS = (30, 60, 90)
+#: The plan's items per page (a whole-fleet 90-day plan has 13,000: no page for a person,
+#: 6.9 MB of JSON), and the most one page may ask for.
+PLAN_PER_PAGE = 200
+PLAN_PER_PAGE_MAX = 1000
+PlanPage = Annotated[int, Query(ge=1, le=100_000, description="the page of items, from 1")]
+PlanPerPage = Annotated[
+    int, Query(ge=1, le=PLAN_PER_PAGE_MAX, description="items per page (the groupings are whole)")
+]
 
 
 class NotFound(HTTPException):
@@ -127,10 +135,24 @@ def site_of(console: Console, who: Principal, kkt: str) -> str:
 
 
 def plan(console: Console, who: Principal, days: int, client: str | None = None) -> Plan:
+    """The whole plan: every item (the CSV, the page's timeline) and both groupings."""
     clients = console.config.clients
     return fleet_store.plan(
         console.store, days, who.scope, clients, console.now(), client=client or None
     )
+
+
+def plan_page(
+    console: Console,
+    who: Principal,
+    days: int,
+    *,
+    page: int = 1,
+    per_page: int = PLAN_PER_PAGE,
+    client: str | None = None,
+) -> Plan:
+    """One page of the plan's items with its groupings whole (:func:`fleet_plan.page_of`)."""
+    return page_of(plan(console, who, days, client), page, per_page)
 
 
 def tickets(

@@ -79,13 +79,30 @@ class PlanWeek(_Frozen):
 
 
 class Plan(_Frozen):
-    """Everything due within ``days`` of ``now``, soonest first, and its two groupings."""
+    """Everything due within ``days`` of ``now``, soonest first, and its two groupings.
+
+    ``items`` may be one page of the list (:func:`page_of`): ``total`` counts them all,
+    and ``by_site`` and ``by_week`` always group them all (the purchasing department
+    buys for the whole plan, whichever page a person reads).
+    """
 
     days: int
     now: AwareDatetime
     items: list[PlanItem]
     by_site: list[PlanSite]
     by_week: list[PlanWeek]
+    #: How many registers the whole plan has.
+    total: int
+    page: int = 1
+    #: The size of a page; None when ``items`` is the whole list.
+    per_page: int | None = None
+
+    @property
+    def pages(self) -> int:
+        """How many pages of ``per_page`` the whole list makes (1 when not paged)."""
+        if self.per_page is None:
+            return 1
+        return max(1, -(-self.total // self.per_page))
 
 
 #: A live ticket asking for a drive: its problem code, its deadline (or None), and the
@@ -150,11 +167,28 @@ def build_plan(
         days=days,
         now=now,
         items=items,
+        total=len(items),
         by_site=[
             _SITES.get(key) or _SITES.add(key, dict(zip(_SITE_FIELDS, key, strict=True)))
             for key in sorted(((*k, n) for k, n in per_site.items()), key=itemgetter(0, 2))
         ],
         by_week=[PlanWeek(week=week, count=n) for week, n in sorted(per_week.items())],
+    )
+
+
+def page_of(plan: Plan, page: int, per_page: int) -> Plan:
+    """One page of a whole ``plan``'s items (1-based; past the last, none), its groupings
+    whole.
+
+    The groupings need every item, so the whole plan is built first; what a page saves
+    is encoding 13,000 items to JSON and rendering them as rows (6.9 MB and ~400 ms
+    for a whole-fleet 90-day plan). A copy without validation: the items are already
+    the plan's.
+    """
+    start = (page - 1) * per_page
+    items = plan.items[start : start + per_page]
+    return plan.model_copy(
+        update={"items": items, "page": page, "per_page": per_page}
     )
 
 

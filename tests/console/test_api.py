@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime
 
 import httpx
@@ -101,6 +102,37 @@ def test_the_plan_within_30_days_by_week_and_site_with_the_drive_to_bring(
     assert 'id="timeline"' in html and "<rect" in html and "shtrih-0004" in html
 
 
+def test_the_plan_pages_its_items_and_keeps_its_groupings_whole(console: ConsoleProcess) -> None:
+    whole = _api(console, "/api/plan?days=366").json()
+    assert (whole["total"], whole["page"], whole["per_page"]) == (4, 1, 200)
+    assert len(whole["items"]) == 4
+    pages = [_api(console, f"/api/plan?days=366&per_page=3&page={n}").json() for n in (1, 2, 3)]
+    assert [len(p["items"]) for p in pages] == [3, 1, 0]
+    assert pages[0]["items"] + pages[1]["items"] == whole["items"]  # soonest first, in order
+    assert pages[1]["items"] != pages[0]["items"][:1]
+    for one in pages:
+        assert (one["total"], one["per_page"]) == (4, 3)
+        assert (one["by_site"], one["by_week"]) == (whole["by_site"], whole["by_week"])
+    with session(console.url, "ivanov") as browser:
+        first = browser.get("/plan?days=366&per_page=3").text
+        second = browser.get("/plan?days=366&per_page=3&page=2").text
+    kkts = [i["kkt"] for i in whole["items"]]
+    assert 'href="/plan?days=366&amp;page=2&amp;per_page=3">next' in first
+    assert 'href="/plan?days=366&amp;per_page=3">← previous' in second
+    assert "Registers 1–3 of 4" in first and "Registers 4–4 of 4" in second
+    assert kkts[3] not in _rows(first) and _rows(second) == [kkts[3]]
+    for html in (first, second):  # the summary and the chart count every item
+        assert 'id="total">4 fiscal drives' in html and 'id="timeline"' in html
+        assert html.count('<td class="n">') == len(whole["by_site"])
+    csv_lines = _api(console, "/plan.csv?days=366&per_page=1").content.decode("utf-8-sig")
+    assert len(list(csv.DictReader(io.StringIO(csv_lines)))) == 4  # the CSV is the whole list
+
+
+def _rows(html: str) -> list[str]:
+    """The registers of the plan page's week tables, in order."""
+    return re.findall(r'<td><a href="/registers/[^"]+">([^<]+)</a></td>', html)
+
+
 def test_tickets_count_down_to_block_at_and_turn_red_inside_the_margin(
     console: ConsoleProcess,
 ) -> None:
@@ -149,14 +181,21 @@ def test_unknown_things_and_bad_parameters_get_clear_answers(console: ConsolePro
         ("query", "sort"),
     }
     assert _api(console, "/api/plan?days=x").status_code == 422
+    for paging in ("per_page=0", "per_page=1001", "page=0", "page=x"):
+        answer = _api(console, "/api/plan?days=90&" + paging)
+        assert answer.status_code == 422, paging
+        assert answer.json()["detail"][0]["loc"] == ["query", paging.split("=")[0]]
+    assert _api(console, "/api/plan?days=90&per_page=1000").status_code == 200
     with session(console.url, "ivanov") as browser:
         page = browser.get("/registers/acme-1/nope-1")
         wrong = browser.get("/?sort=nonsense")
         plan = browser.get("/plan?days=-3")
+        too_many = browser.get("/plan?days=90&per_page=5000")
     assert page.status_code == 404 and "register nope-1 at acme-1 not found" in page.text
     assert wrong.status_code == 400 and "sort" in wrong.text
     assert plan.status_code == 400 and "days" in plan.text
-    for answer in (page, wrong, plan):
+    assert too_many.status_code == 400 and "per_page" in too_many.text
+    for answer in (page, wrong, plan, too_many):
         assert "Traceback" not in answer.text and answer.headers["content-type"].startswith(
             "text/html"
         )

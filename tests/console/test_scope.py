@@ -35,6 +35,10 @@ def test_a_client_lists_only_their_registers_tickets_and_plan(console: ConsolePr
     plan = _basic(console, "/api/plan?days=366").json()
     assert {i["site"] for i in plan["items"]} == {"acme-1", "acme-2"}
     assert {s["site"] for s in plan["by_site"]} <= {"acme-1", "acme-2"}
+    pages = [_basic(console, f"/api/plan?days=366&per_page=2&page={n}").json() for n in (1, 2, 3)]
+    assert [p["total"] for p in pages] == [plan["total"]] * 3 and plan["total"] == 3
+    assert [p["items"] for p in pages] == [plan["items"][:2], plan["items"][2:], []]
+    assert all(p["by_site"] == plan["by_site"] for p in pages)
     rows = csv.DictReader(
         io.StringIO(_basic(console, "/registers.csv").content.decode("utf-8-sig"))
     )
@@ -71,11 +75,14 @@ def test_another_clients_register_and_ticket_are_404_pages(console: ConsoleProce
         ticket = browser.get(f"/tickets/{beta_ticket}")
         unknown = browser.get("/registers/beta-1/nope-9")
         plan = browser.get("/plan?days=366").text
+        plan_pages = [browser.get(f"/plan?days=366&per_page=2&page={n}").text for n in (1, 2)]
     assert "shtrih-0004" not in fleet and "beta-1" not in fleet and "Beta" not in fleet
     assert "pirit-0003" in fleet
     for answer in (hidden, by_name, ticket, unknown):
         assert answer.status_code == 404 and "not found" in answer.text
     # Out of scope reads exactly as nonexistent.
     assert hidden.text.replace("shtrih-0004", "X") == unknown.text.replace("nope-9", "X")
-    assert "beta-1" not in plan
+    for html in (plan, *plan_pages):
+        assert "beta-1" not in html and "shtrih-0004" not in html
+    assert 'id="total">3 fiscal drives' in plan_pages[1] and "Registers 3–3 of 3" in plan_pages[1]
     assert missing == 303  # pages log in through the form, not HTTP Basic

@@ -12,7 +12,7 @@ from ticket_facts import T0, cleared, raised
 from kktmon.protocol.health import Severity
 from kktmon.ticketing.fleet import Scope
 from kktmon.ticketing.fleet_csv import csv_rows
-from kktmon.ticketing.fleet_plan import PlanItem, PlanSite, monday
+from kktmon.ticketing.fleet_plan import PlanItem, PlanSite, monday, page_of
 from kktmon.ticketing.fleet_store import plan
 from kktmon.ticketing.lifecycle import TicketState
 from kktmon.ticketing.notify_config import ClientConfig
@@ -140,3 +140,22 @@ def test_plan_csv_is_the_purchasing_sheet(due: TicketStore) -> None:
     header, *sites = list(csv_rows(month.by_site, PlanSite))
     assert header == ["site", "client", "fn_type", "count"]
     assert sites[0] == ["acme-1", "acme", SHORT_HINT, "2"]
+
+
+def test_a_page_of_the_plan_keeps_its_groupings_whole(due: TicketStore) -> None:
+    ninety = plan(due, 90, Scope(), CLIENTS, T0)
+    assert (ninety.total, ninety.per_page, ninety.pages) == (8, None, 1)
+    pages = [page_of(ninety, n, 3) for n in (1, 2, 3, 4)]
+    assert [[i.kkt for i in p.items] for p in pages] == [
+        [i.kkt for i in ninety.items[:3]],
+        [i.kkt for i in ninety.items[3:6]],
+        [i.kkt for i in ninety.items[6:]],
+        [],  # past the last page: none, and still the whole plan's counts
+    ]
+    for n, one in enumerate(pages, start=1):
+        assert (one.total, one.page, one.per_page, one.pages) == (8, n, 3, 3)
+        assert (one.by_site, one.by_week) == (ninety.by_site, ninety.by_week)
+    acme = plan(due, 90, Scope(sites=frozenset({"acme-1", "acme-2"})), CLIENTS, T0)
+    second = page_of(acme, 2, 2)
+    assert second.total == acme.total == 4
+    assert {i.site for i in second.items} <= {"acme-1", "acme-2"} and len(second.items) == 2
