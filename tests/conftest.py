@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from demo_run import demo_run  # noqa: F401  (registered here, once: one demo a session)
 from mqtt_broker import Broker, free_port, mosquitto_binary
 
 GRACE_S = 2.0

@@ -1,38 +1,34 @@
 """``kktmon demo`` as a user runs it: a real Mosquitto, simulators, agent and ticketing.
 
-Two demos run side by side (each takes about half a minute, mostly idle waiting on its
-accelerated clock): the plain one, whose exit status and summary are the verdict, and
-one with ``--keep-running``, explored with the commands it prints and then stopped with
-Ctrl-C. Both must leave no process and no temporary folder behind.
+The session's one ``kktmon demo --keep-running`` (``demo_run``, shared with the console's
+and the SLA report's tests: it takes about 40 s, mostly idle waiting on its accelerated
+clock) is read from what it prints: its summary, then the commands it prints, tried as a
+user would. Its exit status, the verdict, is checked when the session stops it with
+Ctrl-C, with that it leaves no process and no temporary folder behind (``demo_run``'s
+teardown); the summary line it prints only with that verdict is checked here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import pytest
+from demo_run import DEMO_TIMEOUT, DemoRun, demo_folder, needs_mosquitto, processes_using
 
 from kktmon.demo import broker as demo_broker
 from kktmon.demo import runner as demo
-from kktmon.demo.broker import mosquitto_binary
 
 KKTMON = [sys.executable, "-m", "kktmon.cli"]
-RUN_TIMEOUT_S = 120.0
 #: It takes about 40 s on two busy cores, mostly waiting on its accelerated clock.
 DEMO_TOOK_S = 60.0
-KEEP_RUNNING_MARK = "Ctrl-C stops it all."
+#: Printed only when every scripted problem got its tickets: exit status 0 on Ctrl-C.
+VERDICT = "Every scripted problem produced its ticket"
 SCRIPTED = (
     "FN_EXPIRING",
     "OFD_QUEUE_STALE",
@@ -41,67 +37,6 @@ SCRIPTED = (
     "DEVICE_BUSY",
     "AGENT_LOST",
 )
-
-needs_mosquitto = pytest.mark.skipif(
-    mosquitto_binary() is None, reason="kktmon demo needs Mosquitto (apt-get install mosquitto)"
-)
-
-
-@dataclass
-class DemoRun:
-    process: subprocess.Popen[str]
-    out_path: Path
-    out: IO[str]
-
-    def output(self) -> str:
-        return self.out_path.read_text(encoding="utf-8")
-
-    def wait_for(self, mark: str) -> str:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while mark not in (text := self.output()):
-            assert self.process.poll() is None, f"demo exited ({self.process.returncode}):\n{text}"
-            assert time.monotonic() < deadline, f"no {mark!r} within {RUN_TIMEOUT_S} s:\n{text}"
-            time.sleep(0.2)
-        return text
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.out.close()
-
-
-def _start(tmp: Path, name: str, *args: str) -> DemoRun:
-    out_path = tmp / f"{name}.out"
-    out = out_path.open("w", encoding="utf-8")
-    process = subprocess.Popen(
-        [*KKTMON, "demo", *args],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-    )
-    return DemoRun(process, out_path, out)
-
-
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DemoRun]]:
-    tmp = tmp_path_factory.mktemp("demo")
-    runs = {"plain": _start(tmp, "plain"), "keep": _start(tmp, "keep", "--keep-running")}
-    yield runs
-    for run in runs.values():
-        run.stop()
-
-
-@pytest.fixture(scope="module")
-def plain(demos: dict[str, DemoRun]) -> tuple[int, str]:
-    run = demos["plain"]
-    code = run.process.wait(RUN_TIMEOUT_S)
-    return code, run.output()
 
 
 def _summary(output: str) -> dict[str, dict[str, str]]:
@@ -126,28 +61,11 @@ def _summary(output: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def _demo_folder(output: str) -> Path:
-    match = re.search(r"(/\S*kktmon-demo-[^/\s]+)", output)
-    assert match, output
-    return Path(match.group(1))
-
-
-def _processes_using(folder: Path) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(folder) in text:
-            found.append(text)
-    return found
-
-
 @needs_mosquitto
-def test_demo_exits_0_with_a_ticket_for_every_scripted_problem(plain: tuple[int, str]) -> None:
-    code, output = plain
-    assert code == 0, output
+@DEMO_TIMEOUT
+def test_demo_exits_0_with_a_ticket_for_every_scripted_problem(demo_run: DemoRun) -> None:
+    output = demo_run.text
+    assert VERDICT in output, output  # its exit status 0 on Ctrl-C: demo_run's teardown
     rows = _summary(output)
     for problem in SCRIPTED:
         assert problem in rows, output
@@ -157,12 +75,13 @@ def test_demo_exits_0_with_a_ticket_for_every_scripted_problem(plain: tuple[int,
         assert row["help desk"].startswith("HD-"), row
     assert rows["FN_EXPIRING"]["escalated"] == "2x"
     assert rows["FN_EXPIRING"]["severity"] == "blocked"
-    assert "Every scripted problem produced its ticket" in output
+    assert VERDICT in output
 
 
 @needs_mosquitto
-def test_demo_shows_what_happens_as_it_happens(plain: tuple[int, str]) -> None:
-    _, output = plain
+@DEMO_TIMEOUT
+def test_demo_shows_what_happens_as_it_happens(demo_run: DemoRun) -> None:
+    output = demo_run.text
     lines = output.splitlines()
 
     def first(text: str) -> int:
@@ -179,10 +98,11 @@ def test_demo_shows_what_happens_as_it_happens(plain: tuple[int, str]) -> None:
 
 
 @needs_mosquitto
+@DEMO_TIMEOUT
 def test_demo_kills_the_ticketing_with_the_agent_and_still_gets_every_ticket(
-    plain: tuple[int, str],
+    demo_run: DemoRun,
 ) -> None:
-    code, output = plain
+    output = demo_run.text
     lines = output.splitlines()
 
     def first(pattern: str) -> tuple[int, re.Match[str]]:
@@ -198,26 +118,17 @@ def test_demo_kills_the_ticketing_with_the_agent_and_still_gets_every_ticket(
     lost, _ = first(r"AGENT_LOST on demo-store: OPENED")
     assert step < killed < again < lost
     assert pid.group(1) == started.group(1) != new_pid.group(1)
-    assert code == 0 and "AGENT_LOST" in _summary(output)
+    assert VERDICT in output and "AGENT_LOST" in _summary(output)
     took = re.search(r"the demo took ([\d.]+) s", output)
     assert took and float(took.group(1)) < DEMO_TOOK_S, output
 
 
 @needs_mosquitto
-def test_demo_leaves_nothing_behind(plain: tuple[int, str]) -> None:
-    _, output = plain
-    folder = _demo_folder(output)
-    assert not folder.exists()
-    assert _processes_using(folder) == []
-
-
-@needs_mosquitto
-def test_keep_running_can_be_explored_then_stopped_with_ctrl_c(
-    demos: dict[str, DemoRun],
-) -> None:
-    run = demos["keep"]
-    output = run.wait_for(KEEP_RUNNING_MARK)
-    folder = _demo_folder(output)
+@DEMO_TIMEOUT
+def test_keep_running_can_be_explored_with_the_commands_it_prints(demo_run: DemoRun) -> None:
+    """Stopping it with Ctrl-C, and that it leaves nothing behind: demo_run's teardown."""
+    output = demo_run.text
+    folder = demo_folder(output)
     config = folder / "ticketing.toml"
     assert f"kktmon tickets --config {config}" in output
 
@@ -259,12 +170,6 @@ def test_keep_running_can_be_explored_then_stopped_with_ctrl_c(
     assert web.returncode == 0, web.stderr
     assert "atol-web+http" in web.stdout
 
-    run.process.send_signal(signal.SIGINT)
-    assert run.process.wait(30) == 0, run.output()
-    assert "stopped; everything it started is shut down" in run.output()
-    assert not folder.exists()
-    assert _processes_using(folder) == []
-
 
 def _leftovers() -> tuple[list[str], list[str]]:
     folders = [str(p) for p in Path(tempfile.gettempdir()).glob("kktmon-demo-*")]
@@ -281,8 +186,8 @@ def test_a_ticket_that_never_comes_fails_the_demo_cleanly(
     assert demo.run_demo() == 1
     captured = capsys.readouterr()
     assert "FAILED: waited 0 s for the FN_EXPIRING ticket of till-1 to open" in captured.err
-    folder = _demo_folder(captured.out)
-    assert not folder.exists() and _processes_using(folder) == []
+    folder = demo_folder(captured.out)
+    assert not folder.exists() and processes_using(folder) == []
     folders, threads = _leftovers()
     assert set(folders) <= set(folders_before)
     assert set(threads) <= set(threads_before), threads

@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from kktmon.demo.broker import mosquitto_binary
+from demo_run import DEMO_TIMEOUT, DemoRun, needs_mosquitto
 
 KKTMON = [sys.executable, "-m", "kktmon.cli"]
-READY = "Ctrl-C stops it all."
-START_WITHIN_S = 120.0
 SCRIPTED = {
     "FN_EXPIRING",
     "OFD_QUEUE_STALE",
@@ -36,9 +30,7 @@ SCRIPTED = {
     "AGENT_LOST",
 }
 
-pytestmark = pytest.mark.skipif(
-    mosquitto_binary() is None, reason="kktmon demo needs Mosquitto (apt-get install mosquitto)"
-)
+pytestmark = [needs_mosquitto, DEMO_TIMEOUT]
 
 
 def _month() -> str:
@@ -46,31 +38,10 @@ def _month() -> str:
 
 
 @pytest.fixture
-def demo_config(tmp_path: Path) -> Iterator[Path]:
-    """The running demo's ticketing config; the demo is stopped with Ctrl-C afterwards."""
-    out_path = tmp_path / "demo.out"
-    with out_path.open("w", encoding="utf-8") as out:
-        demo = subprocess.Popen(
-            [*KKTMON, "demo", "--keep-running"], stdout=out, stderr=subprocess.STDOUT, text=True
-        )
-    try:
-        deadline = time.monotonic() + START_WITHIN_S
-        while READY not in (text := out_path.read_text(encoding="utf-8")):
-            assert demo.poll() is None, f"the demo exited ({demo.returncode}):\n{text}"
-            assert time.monotonic() < deadline, f"no {READY!r} in {START_WITHIN_S} s:\n{text}"
-            time.sleep(0.2)
-        match = re.search(r"kktmon tickets --config (\S+/ticketing\.toml)", text)
-        assert match, text
-        yield Path(match.group(1))
-    finally:
-        if demo.poll() is None:
-            demo.send_signal(signal.SIGINT)
-            try:
-                demo.wait(30)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-                demo.wait()
-    assert demo.returncode == 0, out_path.read_text(encoding="utf-8")
+def demo_config(demo_run: DemoRun) -> Path:
+    """The running demo's ticketing config (the session's one demo, stopped with Ctrl-C at
+    the session's end, where its exit status 0 is asserted)."""
+    return demo_run.ticketing_config
 
 
 def _report(config: Path, *args: str) -> str:
@@ -85,11 +56,13 @@ def _report(config: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_report_sla_prints_the_month_of_the_demos_store(demo_config: Path) -> None:
+def test_report_sla_prints_the_month_of_the_demos_store(
+    demo_run: DemoRun, demo_config: Path
+) -> None:
     month = _month()
     report = json.loads(_report(demo_config, "--json"))
     table = _report(demo_config)
-    if _month() != month:
+    if _month() != month or demo_run.started.strftime("%Y-%m") != month:
         pytest.skip("the month turned while the demo ran")
     assert report["month"] == month
     # The demo's one client owns the demo's one store: its figures are the total's.
