@@ -187,9 +187,7 @@ def page_of(plan: Plan, page: int, per_page: int) -> Plan:
     """
     start = (page - 1) * per_page
     items = plan.items[start : start + per_page]
-    return plan.model_copy(
-        update={"items": items, "page": page, "per_page": per_page}
-    )
+    return plan.model_copy(update={"items": items, "page": page, "per_page": per_page})
 
 
 M = TypeVar("M", bound=BaseModel)
