@@ -18,6 +18,7 @@ vendor's driver server (HTTP) subclass :class:`Driver` with their own session ty
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -65,6 +66,7 @@ class PollSession(Protocol):
 
 
 S = TypeVar("S", bound=PollSession)
+log = logging.getLogger(__name__)
 TransportFactory = Callable[[str], Transport]
 Clock = Callable[[], datetime]
 
@@ -119,6 +121,7 @@ class Driver(ABC, Generic[S]):
         self.options = options or DriverOptions()
         self.clock = clock
         self._last_good: HealthSnapshot | None = None
+        self._invalid_logged: set[str] = set()
         self.setup()
 
     def setup(self) -> None:
@@ -189,6 +192,14 @@ class Driver(ABC, Generic[S]):
         if isinstance(exc, UnexpectedAnswerError):
             return LinkState.GARBLED
         return LinkState.UNREACHABLE
+
+    def _read_as_null(self, key: str, message: str) -> None:
+        """Count one answer field read as null; log it only the first time (``key``):
+        a register keeps sending the same oddity every poll."""
+        self.invalid_fields += 1
+        if key not in self._invalid_logged:
+            self._invalid_logged.add(key)
+            log.warning("%s", message)
 
     def _busy_reason(self, exc: KktmonError) -> str:
         """``link.busy_reason`` of a busy poll; vendors whose busy has other causes override it."""

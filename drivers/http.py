@@ -22,7 +22,6 @@ no user info, and :meth:`ServerUrl.redacted` is what messages show.
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import ssl
 import time
@@ -46,7 +45,6 @@ from kktmon.protocol.errors import (
 )
 from kktmon.protocol.tolerant import validate_tolerant
 
-log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 #: Query keys every server URL accepts; adapters add their own.
@@ -306,13 +304,8 @@ class HttpDriver(Driver[HttpSession]):
 
     default_port: ClassVar[int]
     url_options: ClassVar[frozenset[str]] = frozenset()
-    #: Fields of this register's answers that did not validate and were read as null,
-    #: counted each time (a figure of the agent's health); logged once per field.
-    invalid_fields: int = 0
 
     def setup(self) -> None:
-        self.invalid_fields = 0
-        self._invalid_logged: set[str] = set()
         self.server = parse_server_url(
             self.url,
             self.vendor,
@@ -334,16 +327,8 @@ class HttpDriver(Driver[HttpSession]):
         """
         value, dropped = validate_tolerant(model, data, what=f"{self.vendor} {what}")
         for path in dropped:
-            self.invalid_fields += 1
-            key = f"{what}: {path}"
-            if key not in self._invalid_logged:
-                self._invalid_logged.add(key)
-                log.warning(
-                    "%s: %s field %s does not validate; read as null",
-                    self.server.redacted,
-                    what,
-                    path,
-                )
+            message = f"{self.server.redacted}: {what} field {path} does not validate; read as null"
+            self._read_as_null(f"{what}: {path}", message)
         return value
 
     @property

@@ -36,7 +36,6 @@ on the line, so neither a dead cable nor a port held by the POS.
 
 from __future__ import annotations
 
-import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Collection
@@ -66,7 +65,6 @@ T = TypeVar("T")
 #: How much of one link run :attr:`Session.heard` keeps: enough to tell control bytes
 #: from a frame, never a whole archive answer.
 HEARD_LIMIT = 512
-log = logging.getLogger(__name__)
 
 
 #: What a vendor's link machine returns: an answer frame, an answer's bytes, a reply.
@@ -214,7 +212,6 @@ class WireDriver(Driver[Session], Generic[A]):
     ) -> None:
         self._transport_factory = transport_factory  # before setup(), which may wrap it
         self._unsupported: set[tuple[int, int | None]] = set()
-        self._invalid_logged: set[tuple[int, int | None]] = set()
         super().__init__(url, options, clock=clock)
 
     def _open_session(self) -> Session:
@@ -257,10 +254,7 @@ class WireDriver(Driver[Session], Generic[A]):
             return None
 
     def _count_invalid(self, read: Read[A, Any], exc: MalformedAnswerError) -> None:
-        self.invalid_fields += 1
-        if read.key not in self._invalid_logged:
-            self._invalid_logged.add(read.key)
-            log.warning("%s: answer to %s read as null: %s", self.url, _name(read), exc)
+        self._read_as_null(_name(read), f"{self.url}: answer to {_name(read)} read as null: {exc}")
 
     def _link_state(self, exc: KktmonError) -> LinkState:
         if isinstance(exc, NoAnswerError):

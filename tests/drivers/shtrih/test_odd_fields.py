@@ -47,7 +47,7 @@ def test_an_impossible_date_is_null_counted_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     driver = ShtrihDriver(odd_register.url, FAST)
-    with caplog.at_level(logging.WARNING, logger="kktmon.drivers.wire"):
+    with caplog.at_level(logging.WARNING, logger="kktmon.drivers.base"):
         first, second = driver.read_health(), driver.read_health()
     for snapshot in (first, second):
         assert not snapshot.stale and snapshot.link.state is LinkState.OK
